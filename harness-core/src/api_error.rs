@@ -1,0 +1,80 @@
+//! The one error body of the project: `{"error":{"code":"invalid_base64","message":"..."}}`.
+//!
+//! Each crate keeps its own `thiserror` enum with a stable `code()` per variant and turns it into
+//! a response with [`error_response`]; clients can match on `code` and show `message`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub error: ApiErrorDetail,
+}
+
+/// `code` is stable and machine-readable (snake_case); `message` is for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ApiErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// Builds an error response. 5xx responses never carry internal detail: the caller logs it and
+/// the client sees `internal error`.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        "internal error".to_owned()
+    } else {
+        message.into()
+    };
+    (status, Json(ApiErrorBody::new(code, message))).into_response()
+}
+
+/// A 503 with `Retry-After`, for overload: the client should try again later or elsewhere.
+pub fn overloaded_response(
+    code: &str,
+    message: impl Into<String>,
+    retry_after_secs: u32,
+) -> Response {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_documented_shape() {
+        let json = serde_json::to_value(ApiErrorBody::new("invalid_base64", "bad")).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "invalid_base64", "message": "bad"}})
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_detail_but_overload_does_not() {
+        let r = error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "db exploded");
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = overloaded_response("queue_full", "queue is full", 1);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}
