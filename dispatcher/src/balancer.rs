@@ -1,0 +1,467 @@
+//! The inference endpoints the dispatcher knows, their health, and the least-in-flight choice.
+//!
+//! All mutable state sits behind one mutex: endpoint counts are small (pods of one Deployment)
+//! and every operation is a few comparisons, so one lock keeps state, in-flight counts and the
+//! choice consistent without ordering puzzles. A [`Permit`] is one upstream attempt's slot on an
+//! endpoint; dropping it frees the slot and wakes whoever waits for capacity.
+//!
+//! Health: a new endpoint is `NotReady` until `/readyz` answers 200 (probed every
+//! [`NOT_READY_PROBE_INTERVAL`]); a `Ready` endpoint is probed every [`READY_PROBE_INTERVAL`]
+//! so a pod that starts terminating leaves rotation; a failed attempt ejects the endpoint for
+//! `--eject-duration`, after which it is `NotReady` and probed back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use harness_core::wire::{EndpointState, EndpointStats};
+use prometheus::IntGaugeVec;
+use reqwest::Url;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Probe period of an endpoint that is not ready yet: a new replica takes traffic within this.
+pub const NOT_READY_PROBE_INTERVAL: Duration = Duration::from_millis(200);
+/// Probe period of a ready endpoint.
+pub const READY_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One inference endpoint's address and the URLs derived from it once.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The base URL as given, without a trailing slash (the key and the label in reports).
+    pub base: Arc<str>,
+    pub infer_url: Url,
+    pub readyz_url: Url,
+}
+
+impl Endpoint {
+    fn new(base: &Url) -> Option<Self> {
+        let key = base.as_str().trim_end_matches('/');
+        Some(Self {
+            infer_url: Url::parse(&format!("{key}/infer")).ok()?,
+            readyz_url: Url::parse(&format!("{key}/readyz")).ok()?,
+            base: key.into(),
+        })
+    }
+}
+
+/// What a `/readyz` probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// 200.
+    Ready,
+    /// Answered, but not 200 (warming up, shutting down).
+    NotReady,
+    /// Connect error or timeout.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Health {
+    Ready { next_probe: Instant },
+    NotReady { next_probe: Instant },
+    Ejected { until: Instant },
+}
+
+impl Health {
+    fn state(self) -> EndpointState {
+        match self {
+            Health::Ready { .. } => EndpointState::Ready,
+            Health::NotReady { .. } => EndpointState::NotReady,
+            Health::Ejected { .. } => EndpointState::Ejected,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    endpoint: Arc<Endpoint>,
+    health: Health,
+    in_flight: usize,
+    /// Sequence number of the last time this endpoint was chosen: ties on in-flight go to the
+    /// endpoint idle the longest, so a light load still spreads over every pod.
+    last_pick: u64,
+    probing: bool,
+    completed: u64,
+    failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    endpoints: BTreeMap<Arc<str>, Entry>,
+    picks: u64,
+}
+
+impl Inner {
+    /// The live entry for `endpoint`, unless it was removed (or removed and added again) since.
+    fn entry(&mut self, endpoint: &Arc<Endpoint>) -> Option<&mut Entry> {
+        self.endpoints
+            .get_mut(&endpoint.base)
+            .filter(|e| Arc::ptr_eq(&e.endpoint, endpoint))
+    }
+}
+
+/// The endpoint set with health and in-flight accounting.
+#[derive(Debug)]
+pub struct Balancer {
+    inner: Mutex<Inner>,
+    /// Woken whenever capacity may have appeared: a slot freed, an endpoint became ready or the
+    /// set changed. Several tasks may wait (the drain and retrying items), hence `notify_waiters`.
+    capacity: Notify,
+    max_in_flight: usize,
+    eject_for: Duration,
+    gauge: IntGaugeVec,
+}
+
+/// One attempt's slot on an endpoint; frees it on drop.
+#[derive(Debug)]
+pub struct Permit {
+    balancer: Arc<Balancer>,
+    endpoint: Arc<Endpoint>,
+}
+
+impl Permit {
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(entry) = self.balancer.lock().entry(&self.endpoint) {
+            entry.in_flight -= 1;
+        }
+        self.balancer.capacity.notify_waiters();
+    }
+}
+
+impl Balancer {
+    /// `gauge` is `dispatcher_endpoints{state}`.
+    pub fn new(max_in_flight: usize, eject_for: Duration, gauge: IntGaugeVec) -> Self {
+        let b = Self {
+            inner: Mutex::default(),
+            capacity: Notify::new(),
+            max_in_flight,
+            eject_for,
+            gauge,
+        };
+        b.publish(&b.lock());
+        b
+    }
+
+    /// Replaces the endpoint set. Known endpoints keep their state; new ones start `NotReady`
+    /// and due for a probe at once; removed ones finish their in-flight attempts.
+    pub fn set_endpoints(&self, urls: impl IntoIterator<Item = Url>) {
+        let now = Instant::now();
+        let wanted: BTreeMap<Arc<str>, Endpoint> = urls
+            .into_iter()
+            .filter_map(|url| Endpoint::new(&url))
+            .map(|e| (e.base.clone(), e))
+            .collect();
+        let mut inner = self.lock();
+        inner.endpoints.retain(|base, _| {
+            let keep = wanted.contains_key(base);
+            if !keep {
+                tracing::info!(endpoint = %base, "endpoint removed");
+            }
+            keep
+        });
+        for (base, endpoint) in wanted {
+            inner.endpoints.entry(base).or_insert_with(|| {
+                tracing::info!(endpoint = %endpoint.base, "endpoint added, probing /readyz");
+                Entry {
+                    endpoint: Arc::new(endpoint),
+                    health: Health::NotReady { next_probe: now },
+                    in_flight: 0,
+                    last_pick: 0,
+                    probing: false,
+                    completed: 0,
+                    failed: 0,
+                }
+            });
+        }
+        self.publish(&inner);
+        drop(inner);
+        self.capacity.notify_waiters();
+    }
+
+    /// A slot on the ready endpoint with the fewest attempts in flight, preferring endpoints not
+    /// in `avoid` (those an item already failed on); `None` if every ready endpoint is full.
+    pub fn try_acquire(self: &Arc<Self>, avoid: &[Arc<str>]) -> Option<Permit> {
+        let mut guard = self.lock();
+        let Inner { endpoints, picks } = &mut *guard;
+        let max = self.max_in_flight;
+        let (_, entry) = endpoints
+            .iter_mut()
+            .filter(|(_, e)| matches!(e.health, Health::Ready { .. }) && e.in_flight < max)
+            .min_by_key(|(base, e)| (avoid.contains(base), e.in_flight, e.last_pick))?;
+        *picks += 1;
+        entry.last_pick = *picks;
+        entry.in_flight += 1;
+        let endpoint = entry.endpoint.clone();
+        Some(Permit {
+            balancer: self.clone(),
+            endpoint,
+        })
+    }
+
+    /// Waits for a slot: when every endpoint is full or none is ready, the caller waits here and
+    /// the pods' capacity sets the pace.
+    pub async fn acquire(self: &Arc<Self>, avoid: &[Arc<str>]) -> Permit {
+        loop {
+            // Register interest before checking, so a release in between is not missed.
+            let notified = self.capacity.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(permit) = self.try_acquire(avoid) {
+                return permit;
+            }
+            notified.await;
+        }
+    }
+
+    /// The endpoint answered (2xx, or a final 4xx).
+    pub fn record_success(&self, endpoint: &Arc<Endpoint>) {
+        if let Some(entry) = self.lock().entry(endpoint) {
+            entry.completed += 1;
+        }
+    }
+
+    /// The attempt failed (connect error, timeout, 5xx): eject the endpoint for a while.
+    pub fn record_failure(&self, endpoint: &Arc<Endpoint>) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.entry(endpoint) else {
+            return;
+        };
+        entry.failed += 1;
+        if !matches!(entry.health, Health::Ejected { .. }) {
+            tracing::warn!(endpoint = %endpoint.base, eject_for = ?self.eject_for, "endpoint ejected");
+            entry.health = Health::Ejected {
+                until: Instant::now() + self.eject_for,
+            };
+        }
+        self.publish(&inner);
+    }
+
+    /// Endpoints due for a `/readyz` probe now, marked as being probed. Ejections that have run
+    /// their time become `NotReady` here.
+    pub fn due_probes(&self) -> Vec<Arc<Endpoint>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let mut due = Vec::new();
+        for entry in inner.endpoints.values_mut() {
+            if entry.probing {
+                continue;
+            }
+            let is_due = match entry.health {
+                Health::Ready { next_probe } | Health::NotReady { next_probe } => next_probe <= now,
+                Health::Ejected { until } => until <= now,
+            };
+            if is_due {
+                if let Health::Ejected { .. } = entry.health {
+                    entry.health = Health::NotReady { next_probe: now };
+                }
+                entry.probing = true;
+                due.push(entry.endpoint.clone());
+            }
+        }
+        self.publish(&inner);
+        due
+    }
+
+    /// Applies a probe's result.
+    pub fn probe_finished(&self, endpoint: &Arc<Endpoint>, result: ProbeResult) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let Some(entry) = inner.entry(endpoint) else {
+            return;
+        };
+        entry.probing = false;
+        let was = entry.health;
+        entry.health = match (result, was) {
+            // An attempt failed while the probe was out: the ejection stands.
+            (_, Health::Ejected { .. }) => was,
+            (ProbeResult::Ready, _) => Health::Ready {
+                next_probe: now + READY_PROBE_INTERVAL,
+            },
+            (ProbeResult::Unreachable, Health::Ready { .. }) => Health::Ejected {
+                until: now + self.eject_for,
+            },
+            (ProbeResult::NotReady | ProbeResult::Unreachable, _) => Health::NotReady {
+                next_probe: now + NOT_READY_PROBE_INTERVAL,
+            },
+        };
+        let became_ready =
+            matches!(entry.health, Health::Ready { .. }) && !matches!(was, Health::Ready { .. });
+        if was.state() != entry.health.state() {
+            tracing::info!(endpoint = %endpoint.base, state = entry.health.state().as_str(), "endpoint state changed");
+        }
+        self.publish(&inner);
+        drop(inner);
+        if became_ready {
+            self.capacity.notify_waiters();
+        }
+    }
+
+    pub fn ready_count(&self) -> usize {
+        self.lock()
+            .endpoints
+            .values()
+            .filter(|e| matches!(e.health, Health::Ready { .. }))
+            .count()
+    }
+
+    /// Every endpoint for `/stats`.
+    pub fn stats(&self) -> Vec<EndpointStats> {
+        self.lock()
+            .endpoints
+            .values()
+            .map(|e| EndpointStats {
+                url: e.endpoint.base.to_string(),
+                state: e.health.state(),
+                in_flight: e.in_flight,
+                completed_total: e.completed,
+                failed_total: e.failed,
+            })
+            .collect()
+    }
+
+    fn publish(&self, inner: &Inner) {
+        for state in [
+            EndpointState::Ready,
+            EndpointState::NotReady,
+            EndpointState::Ejected,
+        ] {
+            let n = inner
+                .endpoints
+                .values()
+                .filter(|e| e.health.state() == state)
+                .count();
+            self.gauge
+                .with_label_values(&[state.as_str()])
+                .set(n as i64);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("balancer lock poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::Opts;
+
+    fn balancer(max_in_flight: usize, urls: &[&str]) -> Arc<Balancer> {
+        let gauge = IntGaugeVec::new(Opts::new("e", "e"), &["state"]).expect("gauge");
+        let b = Arc::new(Balancer::new(max_in_flight, Duration::from_secs(5), gauge));
+        b.set_endpoints(urls.iter().map(|u| Url::parse(u).expect("url")));
+        b
+    }
+
+    fn make_ready(b: &Balancer) {
+        for e in b.due_probes() {
+            b.probe_finished(&e, ProbeResult::Ready);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_endpoints_wait_for_readyz() {
+        let b = balancer(2, &["http://a:1", "http://b:2"]);
+        assert!(b.try_acquire(&[]).is_none(), "not ready before a probe");
+        assert_eq!(b.due_probes().len(), 2);
+        assert!(b.due_probes().is_empty(), "a probe is already out");
+        let stats = b.stats();
+        assert!(stats.iter().all(|e| e.state == EndpointState::NotReady));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn least_in_flight_with_round_robin_ties_and_a_per_endpoint_cap() {
+        let b = balancer(2, &["http://a:1", "http://b:2"]);
+        make_ready(&b);
+        // Idle endpoints alternate even though each permit is released at once.
+        let picks: Vec<String> = (0..4)
+            .map(|_| {
+                b.try_acquire(&[])
+                    .expect("capacity")
+                    .endpoint()
+                    .base
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            picks,
+            ["http://a:1", "http://b:2", "http://a:1", "http://b:2"]
+        );
+        // Held permits: least in flight, then the cap.
+        let held: Vec<Permit> = (0..4)
+            .map(|_| b.try_acquire(&[]).expect("cap 2 x 2"))
+            .collect();
+        assert!(
+            b.try_acquire(&[]).is_none(),
+            "every endpoint at --max-in-flight"
+        );
+        assert!(b.stats().iter().all(|e| e.in_flight == 2));
+        drop(held);
+        assert!(b.stats().iter().all(|e| e.in_flight == 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn avoid_prefers_untried_endpoints() {
+        let b = balancer(4, &["http://a:1", "http://b:2"]);
+        make_ready(&b);
+        let a: Arc<str> = "http://a:1".into();
+        for _ in 0..3 {
+            let p = b.try_acquire(std::slice::from_ref(&a)).expect("capacity");
+            assert_eq!(&*p.endpoint().base, "http://b:2");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failure_ejects_then_probes_back() {
+        let b = balancer(4, &["http://a:1"]);
+        make_ready(&b);
+        let p = b.try_acquire(&[]).expect("ready");
+        b.record_failure(p.endpoint());
+        drop(p);
+        assert!(b.try_acquire(&[]).is_none());
+        assert!(
+            b.due_probes().is_empty(),
+            "ejected endpoints wait out the ejection"
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let due = b.due_probes();
+        assert_eq!(due.len(), 1);
+        assert_eq!(b.stats()[0].state, EndpointState::NotReady);
+        b.probe_finished(&due[0], ProbeResult::Ready);
+        assert!(b.try_acquire(&[]).is_some());
+        assert_eq!(b.stats()[0].failed_total, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_waits_for_a_released_slot() {
+        let b = balancer(1, &["http://a:1"]);
+        make_ready(&b);
+        let held = b.try_acquire(&[]).expect("ready");
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.acquire(&[]).await.endpoint().base.to_string() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        drop(held);
+        assert_eq!(waiter.await.expect("joins"), "http://a:1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn removed_endpoint_keeps_counts_consistent() {
+        let b = balancer(1, &["http://a:1"]);
+        make_ready(&b);
+        let held = b.try_acquire(&[]).expect("ready");
+        b.set_endpoints([Url::parse("http://b:2").expect("url")]);
+        b.set_endpoints([Url::parse("http://a:1").expect("url")]);
+        drop(held); // belongs to the old `a`, must not touch the new one
+        assert_eq!(b.stats()[0].in_flight, 0);
+    }
+}

@@ -1,0 +1,342 @@
+//! Command-line and environment configuration, validated once into [`Settings`].
+//!
+//! Every setting has a long flag, an environment variable (what the Helm chart sets) and a
+//! default; the rest of the crate only ever sees the validated [`Settings`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use reqwest::Url;
+
+/// The dispatcher's configuration (`dispatcher --help`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "dispatcher",
+    version,
+    about = "Bounded queue drained at a paced rate into inference, with latency reporting"
+)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Base URL of an inference endpoint (repeatable; the env var is comma-separated).
+    /// Ignored when --inference-dns is set.
+    #[arg(
+        long = "inference-url",
+        env = "INFERENCE_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub inference_urls: Vec<String>,
+
+    /// `host:port` of a headless Service, resolved to every pod address every --dns-refresh.
+    #[arg(long, env = "INFERENCE_DNS")]
+    pub inference_dns: Option<String>,
+
+    /// How often --inference-dns is resolved again.
+    #[arg(long, env = "DNS_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub dns_refresh: Duration,
+
+    /// Items per second the drain sends upstream (fractional allowed).
+    #[arg(long, env = "DRAIN_RATE", default_value_t = 2.0)]
+    pub drain_rate: f64,
+
+    /// Upstream requests in flight per inference endpoint; when every endpoint is at this limit
+    /// the drain waits, so the pods' capacity sets the pace.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 4)]
+    pub max_in_flight: usize,
+
+    /// Items the queue holds before /enqueue answers 503.
+    #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 10_000)]
+    pub queue_capacity: usize,
+
+    /// Total base64 bytes the queue holds before /enqueue answers 503.
+    #[arg(long, env = "QUEUE_MAX_BYTES", default_value_t = 268_435_456)]
+    pub queue_max_bytes: usize,
+
+    /// Timeout of one upstream attempt (connect, send, read the answer).
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Attempts per item, the first included.
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Wait before the first retry; doubles with every further retry.
+    #[arg(long, env = "RETRY_BACKOFF", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+
+    /// How long a failing endpoint is taken out of rotation before it is probed again.
+    #[arg(long, env = "EJECT_DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub eject_duration: Duration,
+
+    /// Where latency records are POSTed (the load tester's /storeLatency); "" disables reporting.
+    #[arg(
+        long,
+        env = "REPORT_URL",
+        default_value = "http://127.0.0.1:3003/storeLatency"
+    )]
+    pub report_url: String,
+
+    /// Records per report request; a full batch is sent at once.
+    #[arg(long, env = "REPORT_BATCH_SIZE", default_value_t = 200)]
+    pub report_batch_size: usize,
+
+    /// A partial batch is sent after this long.
+    #[arg(long, env = "REPORT_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+
+    /// Records kept while the report URL is unreachable; beyond it the oldest are dropped.
+    #[arg(long, env = "OUTBOX_CAPACITY", default_value_t = 100_000)]
+    pub outbox_capacity: usize,
+
+    /// On SIGTERM, how long to keep draining before what is left is reported as `shutdown`.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// After the drain has stopped, how long to keep trying to deliver the outbox.
+    #[arg(long, env = "REPORT_FLUSH_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub report_flush_timeout: Duration,
+
+    /// Largest accepted /enqueue body.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16_777_216)]
+    pub max_body_bytes: usize,
+
+    /// HTTP requests served at once; beyond it the server answers 503 at once.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --{flag}: {reason}")]
+pub struct ConfigError {
+    flag: &'static str,
+    reason: String,
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Where the inference endpoints come from, as configured on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfiguredEndpoints {
+    Static(Vec<Url>),
+    Dns {
+        host_port: String,
+        refresh: Duration,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoints: ConfiguredEndpoints,
+    /// Items per second; finite and > 0.
+    pub drain_rate: f64,
+    pub max_in_flight: usize,
+    pub queue_capacity: usize,
+    pub queue_max_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    pub eject_duration: Duration,
+    /// `None`: reporting disabled.
+    pub report_url: Option<Url>,
+    pub report_batch_size: usize,
+    pub report_interval: Duration,
+    pub outbox_capacity: usize,
+    pub shutdown_timeout: Duration,
+    pub report_flush_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_concurrent_requests: usize,
+}
+
+impl Config {
+    /// Checks every setting and converts it into its domain type.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        if !(self.drain_rate.is_finite() && self.drain_rate > 0.0) {
+            return Err(invalid("drain-rate", "must be a finite number > 0"));
+        }
+        positive("max-in-flight", self.max_in_flight)?;
+        positive("queue-capacity", self.queue_capacity)?;
+        positive("queue-max-bytes", self.queue_max_bytes)?;
+        positive("max-attempts", self.max_attempts as usize)?;
+        positive("report-batch-size", self.report_batch_size)?;
+        positive("outbox-capacity", self.outbox_capacity)?;
+        positive("max-body-bytes", self.max_body_bytes)?;
+        positive("max-concurrent-requests", self.max_concurrent_requests)?;
+        nonzero("request-timeout", self.request_timeout)?;
+        nonzero("report-interval", self.report_interval)?;
+        nonzero("dns-refresh", self.dns_refresh)?;
+        let endpoints = match &self.inference_dns {
+            Some(host_port) => {
+                if !host_port.contains(':') {
+                    return Err(invalid("inference-dns", "expected host:port"));
+                }
+                ConfiguredEndpoints::Dns {
+                    host_port: host_port.clone(),
+                    refresh: self.dns_refresh,
+                }
+            }
+            None => ConfiguredEndpoints::Static(
+                self.inference_urls
+                    .iter()
+                    .map(|u| parse_http_url(u).map_err(|e| invalid("inference-url", e)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let report_url = match self.report_url.trim() {
+            "" => None,
+            url => Some(parse_http_url(url).map_err(|e| invalid("report-url", e))?),
+        };
+        Ok(Settings {
+            endpoints,
+            drain_rate: self.drain_rate,
+            max_in_flight: self.max_in_flight,
+            queue_capacity: self.queue_capacity,
+            queue_max_bytes: self.queue_max_bytes,
+            request_timeout: self.request_timeout,
+            max_attempts: self.max_attempts,
+            retry_backoff: self.retry_backoff,
+            eject_duration: self.eject_duration,
+            report_url,
+            report_batch_size: self.report_batch_size,
+            report_interval: self.report_interval,
+            outbox_capacity: self.outbox_capacity,
+            shutdown_timeout: self.shutdown_timeout,
+            report_flush_timeout: self.report_flush_timeout,
+            max_body_bytes: self.max_body_bytes,
+            max_concurrent_requests: self.max_concurrent_requests,
+        })
+    }
+}
+
+fn positive(flag: &'static str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(flag, "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn nonzero(flag: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(invalid(flag, "must be longer than zero"));
+    }
+    Ok(())
+}
+
+/// An absolute `http://` URL (the dispatcher is built without TLS).
+pub(crate) fn parse_http_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("{raw:?}: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!("{raw:?}: only http:// URLs are supported"));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("{raw:?}: no host"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("dispatcher").chain(args.iter().copied()))
+            .expect("arguments parse")
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = parse(&[]).validate().expect("defaults are valid");
+        assert_eq!(s.drain_rate, 2.0);
+        assert_eq!(s.max_in_flight, 4);
+        assert_eq!(s.queue_capacity, 10_000);
+        assert_eq!(s.queue_max_bytes, 268_435_456);
+        assert_eq!(s.request_timeout, Duration::from_secs(30));
+        assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.retry_backoff, Duration::from_millis(100));
+        assert_eq!(s.eject_duration, Duration::from_secs(5));
+        assert_eq!(s.report_batch_size, 200);
+        assert_eq!(s.report_interval, Duration::from_millis(250));
+        assert_eq!(s.outbox_capacity, 100_000);
+        assert_eq!(s.max_body_bytes, 16_777_216);
+        assert_eq!(
+            s.report_url.map(String::from).as_deref(),
+            Some("http://127.0.0.1:3003/storeLatency")
+        );
+        let ConfiguredEndpoints::Static(urls) = s.endpoints else {
+            panic!("static endpoints expected");
+        };
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].as_str(), "http://127.0.0.1:8000/");
+    }
+
+    #[test]
+    fn repeatable_urls_dns_and_disabled_reporting() {
+        let s = parse(&[
+            "--inference-url",
+            "http://a:1",
+            "--inference-url",
+            "http://b:2",
+            "--report-url",
+            "",
+            "--drain-rate",
+            "0.5",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            s.endpoints,
+            ConfiguredEndpoints::Static(vec![
+                Url::parse("http://a:1").expect("url"),
+                Url::parse("http://b:2").expect("url"),
+            ])
+        );
+        assert!(s.report_url.is_none());
+        assert_eq!(s.drain_rate, 0.5);
+
+        let s = parse(&[
+            "--inference-dns",
+            "inference-headless:8000",
+            "--dns-refresh",
+            "2s",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            s.endpoints,
+            ConfiguredEndpoints::Dns {
+                host_port: "inference-headless:8000".into(),
+                refresh: Duration::from_secs(2)
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_settings_that_cannot_work() {
+        for args in [
+            &["--drain-rate", "0"][..],
+            &["--drain-rate", "NaN"],
+            &["--max-in-flight", "0"],
+            &["--max-attempts", "0"],
+            &["--inference-url", "https://secure:443"],
+            &["--inference-url", "not a url"],
+            &["--report-url", "ftp://x/"],
+            &["--inference-dns", "no-port"],
+            &["--request-timeout", "0s"],
+        ] {
+            assert!(
+                parse(args).validate().is_err(),
+                "{args:?} should be rejected"
+            );
+        }
+    }
+}

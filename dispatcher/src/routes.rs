@@ -1,0 +1,180 @@
+//! The HTTP API: `POST /enqueue`, `GET /stats`, `/metrics`, `/healthz`, `/readyz`.
+//!
+//! `/enqueue` stays cheap so the dispatcher can take images as fast as a bare handler would:
+//! one JSON parse, one pass over the base64 to validate it (never decoded here), one push under
+//! a short lock. Every refusal is an [`Error`] with a stable code, counted by reason.
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use bytes::Bytes;
+use harness_core::image_payload;
+use harness_core::wire::{EnqueueRequest, EnqueueResponse, now_unix_millis};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::Error;
+use crate::queue::{Item, PushError};
+use crate::service::AppState;
+
+/// Longest client-chosen item id: ids travel back in every record.
+pub const MAX_ID_BYTES: usize = 256;
+/// Whole-request timeout of the HTTP server (a client uploading a body slower than this is cut).
+const SERVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The router, with body limit, timeout, concurrency limit with load shedding, panic catching
+/// and request tracing.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings();
+    let middleware = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(middleware_error))
+        .load_shed()
+        .concurrency_limit(settings.max_concurrent_requests)
+        .timeout(SERVER_REQUEST_TIMEOUT);
+    Router::new()
+        .route("/enqueue", post(enqueue))
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { Error::NotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware)
+        .layer(CatchPanicLayer::custom(|_| {
+            Error::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
+            tracing::info_span!("http", method = %req.method(), route)
+        }))
+        .with_state(state)
+}
+
+async fn middleware_error(err: BoxError) -> Error {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        Error::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        Error::Overloaded
+    } else {
+        Error::Internal(err.to_string())
+    }
+}
+
+async fn enqueue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match accept(&state, &headers, body) {
+        Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
+        Err(err) => {
+            state.metrics().reject(err.code());
+            err.into_response()
+        }
+    }
+}
+
+/// Validates and queues one image.
+fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<EnqueueResponse, Error> {
+    if !is_json(headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge {
+            limit: state.settings().max_body_bytes,
+        },
+        _ => Error::BadBody(rejection.body_text()),
+    })?;
+    let request: EnqueueRequest =
+        serde_json::from_slice(&body).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    let (image, id) = request.into_parts()?;
+    image_payload::validate(&image)?;
+    let id = match id {
+        Some(id) if id.is_empty() || id.len() > MAX_ID_BYTES => {
+            return Err(Error::InvalidId { max: MAX_ID_BYTES });
+        }
+        Some(id) => id,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let item = Item {
+        id: id.clone(),
+        image,
+        enqueued_at: tokio::time::Instant::now(),
+        enqueued_at_ms: now_unix_millis(),
+    };
+    let queue_length = state.queue().push(item).map_err(|e| refusal(state, e))?;
+    state.metrics().enqueued.inc();
+    Ok(EnqueueResponse { id, queue_length })
+}
+
+/// A missing content type is accepted (curl without `-H`); a declared non-JSON one is not.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("application/json")
+        || mime
+            .rsplit_once('+')
+            .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
+}
+
+fn refusal(state: &AppState, err: PushError) -> Error {
+    // A slot frees every 1/rate seconds while the drain runs: retry about then.
+    let retry_after_secs = (1.0 / state.settings().drain_rate).ceil().clamp(1.0, 60.0) as u32;
+    match err {
+        PushError::Full { length } => Error::QueueFull {
+            length,
+            retry_after_secs,
+        },
+        PushError::BytesFull { bytes } => Error::QueueBytesFull {
+            bytes,
+            retry_after_secs,
+        },
+        PushError::Closed => Error::ShuttingDown,
+    }
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    Json(state.stats()).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics().encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Err(err) => Error::Internal(format!("encoding metrics: {err}")).into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready while accepting and at least one inference endpoint is ready.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.queue().is_accepting() {
+        return Error::ShuttingDown.into_response();
+    }
+    match state.balancer().ready_count() {
+        0 => Error::NoReadyEndpoint.into_response(),
+        n => format!("ready: {n} endpoint(s)\n").into_response(),
+    }
+}

@@ -1,0 +1,110 @@
+//! The parts of one dispatcher instance, shared by the HTTP handlers and the background tasks.
+
+use std::sync::Arc;
+
+use harness_core::wire::{DispatcherStats, LatencyRecord};
+
+use crate::balancer::Balancer;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::queue::Queue;
+use crate::report::Outbox;
+
+/// Cheap to clone: one `Arc`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    queue: Arc<Queue>,
+    balancer: Arc<Balancer>,
+    outbox: Arc<Outbox>,
+}
+
+impl AppState {
+    /// Builds the queue, balancer, outbox and metrics. Starts no task: [`crate::run`] does, and
+    /// handler tests use the state as is with [`crate::app`].
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new()?);
+        metrics.drain_rate.set(settings.drain_rate);
+        let queue = Arc::new(Queue::new(
+            settings.queue_capacity,
+            settings.queue_max_bytes,
+            metrics.queue_length.clone(),
+            metrics.queue_bytes.clone(),
+        ));
+        let balancer = Arc::new(Balancer::new(
+            settings.max_in_flight,
+            settings.eject_duration,
+            metrics.endpoints.clone(),
+        ));
+        let outbox = Arc::new(Outbox::new(
+            settings.report_url.is_some(),
+            settings.outbox_capacity,
+            settings.report_batch_size,
+            metrics.clone(),
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                metrics,
+                queue,
+                balancer,
+                outbox,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.inner.queue
+    }
+
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.inner.balancer
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.inner.outbox
+    }
+
+    /// Accounts for a finished item and queues its record for the load tester.
+    pub fn finish(&self, record: LatencyRecord) {
+        let metrics = &self.inner.metrics;
+        metrics.complete(&record.outcome);
+        metrics.latency.observe(record.latency_ms / 1000.0);
+        self.inner.outbox.submit(record);
+    }
+
+    /// `GET /stats`.
+    pub fn stats(&self) -> DispatcherStats {
+        let s = &self.inner.settings;
+        let m = &self.inner.metrics;
+        let (queue_length, queue_bytes) = self.inner.queue.usage();
+        DispatcherStats {
+            queue_length,
+            queue_bytes,
+            queue_capacity: s.queue_capacity,
+            queue_max_bytes: s.queue_max_bytes,
+            drain_rate: s.drain_rate,
+            max_in_flight_per_endpoint: s.max_in_flight,
+            accepting: self.inner.queue.is_accepting(),
+            enqueued_total: m.enqueued.get(),
+            rejected_total: m.rejected_totals(),
+            completed_total: m.completed_totals(),
+            in_flight: usize::try_from(m.in_flight.get()).unwrap_or(0),
+            endpoints: self.inner.balancer.stats(),
+        }
+    }
+}
