@@ -1,0 +1,276 @@
+//! Command line and environment: `load-tester serve` ([`ServeConfig`]) and `load-tester run`
+//! ([`RunArgs`]), sharing the generator settings ([`GeneratorArgs`]). Every setting has a long
+//! flag, an environment variable and a default; [`GeneratorArgs::settings`] validates them
+//! into domain types once, at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+
+use crate::error::Error;
+use crate::sampler::SeriesKind;
+use crate::schedule::Arrivals;
+use crate::threshold::Threshold;
+
+/// The `load-tester` command line.
+#[derive(Debug, Parser)]
+#[command(name = "load-tester", version, about = "Open-loop load generator, latency store and reports for the inference harness")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (POST /runLoadTest, /storeLatency, /generateReport, ...).
+    Serve(ServeConfig),
+    /// Run one test from the command line and write its report.
+    Run(RunArgs),
+}
+
+/// How requests are spread inside each second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArrivalsArg {
+    Uniform,
+    Poisson,
+}
+
+/// Settings of the generator, shared by `serve` (as defaults for each run) and `run`.
+#[derive(Debug, Clone, Args)]
+pub struct GeneratorArgs {
+    /// Base URL of the dispatcher (requests go to <url>/enqueue, samples to <url>/stats).
+    #[arg(long = "dispatcher-url", visible_alias = "dispatcher", env = "DISPATCHER_URL", default_value = "http://127.0.0.1:8080")]
+    pub dispatcher_url: String,
+    /// Workload file: requests per second, one number per second.
+    #[arg(long, env = "WORKLOAD_FILE", default_value = "workload.txt")]
+    pub workload: PathBuf,
+    /// Folder of images to send (.jpg .jpeg .png .webp), cycled through.
+    #[arg(long, env = "IMAGES_DIR", default_value = "images")]
+    pub images: PathBuf,
+    /// Where reports are written (one folder per run).
+    #[arg(long = "reports-dir", visible_alias = "out", env = "REPORTS_DIR", default_value = "reports")]
+    pub reports_dir: PathBuf,
+    /// Arrival process inside each second.
+    #[arg(long, env = "ARRIVALS", value_enum, default_value = "uniform")]
+    pub arrivals: ArrivalsArg,
+    /// Seed of the Poisson arrivals.
+    #[arg(long, env = "SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Re-encode every image as an N×N JPEG before the test (default: send originals).
+    #[arg(long, env = "RESIZE")]
+    pub resize: Option<u32>,
+    /// Cap on the number of requests (default: the whole workload).
+    #[arg(long = "max-images", env = "MAX_IMAGES")]
+    pub max_images: Option<u64>,
+    /// How long to wait for outstanding records after the last send.
+    #[arg(long = "drain-timeout", env = "DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Most requests in flight at once; beyond it sends wait (recorded as schedule lag).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 10_000)]
+    pub concurrency: usize,
+    /// Timeout of one /enqueue request.
+    #[arg(long = "request-timeout", env = "REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How often the dispatcher's /stats and --sample-metric URLs are sampled.
+    #[arg(long = "sample-interval", env = "SAMPLE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sample_interval: Duration,
+    /// Extra series for the queue/replicas plot, as URL#metric (a Prometheus text endpoint
+    /// and a metric summed over its labels). Repeatable; env comma-separated.
+    #[arg(long = "sample-metric", env = "SAMPLE_METRICS", value_delimiter = ',')]
+    pub sample_metrics: Vec<String>,
+}
+
+/// `load-tester serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:3003")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+    /// Bearer token required by POST /runLoadTest and POST /generateReport.
+    #[arg(long = "auth-token", env = "AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Serve the control endpoints without a token on a non-loopback address.
+    #[arg(long = "allow-unauthenticated", env = "ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// Largest accepted request body (a /storeLatency batch, a workload array).
+    #[arg(long = "max-body-bytes", env = "MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Timeout of one HTTP request to this server.
+    #[arg(long = "http-timeout", env = "HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_timeout: Duration,
+    /// Most requests this server handles at once; beyond it: 503 + Retry-After.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+}
+
+/// `load-tester run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Address of the embedded /storeLatency receiver (the dispatcher's --report-url).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3003")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+    /// Exit non-zero when a condition holds, e.g. `p99>500ms`, `failed>0`,
+    /// `failureRate>1%`, `enqueue.p99>=50ms`. Repeatable.
+    #[arg(long = "fail-on", value_parser = Threshold::parse)]
+    pub fail_on: Vec<Threshold>,
+}
+
+/// A Prometheus metric to sample during a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSource {
+    pub url: Url,
+    pub metric: String,
+    pub kind: SeriesKind,
+}
+
+/// Validated generator settings.
+#[derive(Debug, Clone)]
+pub struct GeneratorSettings {
+    pub dispatcher_url: Url,
+    pub arrivals: Arrivals,
+    pub concurrency: usize,
+    pub sample_metrics: Vec<MetricSource>,
+}
+
+impl GeneratorArgs {
+    /// Validates the settings that are not already typed by clap.
+    pub fn settings(&self) -> Result<GeneratorSettings, Error> {
+        if self.concurrency == 0 {
+            return Err(Error::Config("--concurrency must be at least 1".into()));
+        }
+        if self.request_timeout.is_zero() || self.sample_interval.is_zero() {
+            return Err(Error::Config(
+                "--request-timeout and --sample-interval must be above zero".into(),
+            ));
+        }
+        let sample_metrics = self
+            .sample_metrics
+            .iter()
+            .map(|spec| parse_metric_source(spec))
+            .collect::<Result<_, _>>()?;
+        Ok(GeneratorSettings {
+            dispatcher_url: parse_base_url(&self.dispatcher_url)?,
+            arrivals: match self.arrivals {
+                ArrivalsArg::Uniform => Arrivals::Uniform,
+                ArrivalsArg::Poisson => Arrivals::Poisson { seed: self.seed },
+            },
+            concurrency: self.concurrency,
+            sample_metrics,
+        })
+    }
+}
+
+/// An `http(s)://` base URL.
+pub fn parse_base_url(text: &str) -> Result<Url, Error> {
+    let url = Url::parse(text)
+        .map_err(|e| Error::Config(format!("invalid URL {text:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::Config(format!(
+            "expected an http:// or https:// URL, got {text:?}"
+        )));
+    }
+    Ok(url)
+}
+
+/// `base` + `path`, keeping any path prefix of `base` (`http://h/api` + `stats` =
+/// `http://h/api/stats`, where `Url::join` would drop `api`).
+pub fn endpoint(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    if !url.path().ends_with('/') {
+        let with_slash = format!("{}/", url.path());
+        url.set_path(&with_slash);
+    }
+    url.join(path).unwrap_or(url)
+}
+
+/// `URL#metric`; series whose metric name mentions replicas go on the replicas axis.
+fn parse_metric_source(spec: &str) -> Result<MetricSource, Error> {
+    let (url, metric) = spec.rsplit_once('#').ok_or_else(|| {
+        Error::Config(format!("--sample-metric expects URL#metric, got {spec:?}"))
+    })?;
+    if metric.is_empty()
+        || !metric
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
+        return Err(Error::Config(format!(
+            "--sample-metric: {metric:?} is not a metric name"
+        )));
+    }
+    Ok(MetricSource {
+        url: parse_base_url(url)?,
+        metric: metric.to_owned(),
+        kind: if metric.contains("replicas") {
+            SeriesKind::Replicas
+        } else {
+            SeriesKind::Queue
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = Cli::try_parse_from(["load-tester", "serve"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.listen.to_string(), "0.0.0.0:3003");
+        assert_eq!(serve.generator.dispatcher_url, "http://127.0.0.1:8080");
+        assert_eq!(serve.generator.workload, PathBuf::from("workload.txt"));
+        assert_eq!(serve.generator.arrivals, ArrivalsArg::Uniform);
+        assert!(serve.auth_token.is_none() && !serve.allow_unauthenticated);
+
+        let cli = Cli::try_parse_from([
+            "load-tester", "run", "--dispatcher", "http://d:1", "--out", "r", "--arrivals",
+            "poisson", "--seed", "9", "--fail-on", "p99>500ms", "--fail-on", "failed>0",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("run expected")
+        };
+        assert_eq!(run.listen.to_string(), "127.0.0.1:3003");
+        assert_eq!(run.generator.reports_dir, PathBuf::from("r"));
+        assert_eq!(run.fail_on.len(), 2);
+        let settings = run.generator.settings().unwrap();
+        assert_eq!(settings.arrivals, Arrivals::Poisson { seed: 9 });
+        assert_eq!(settings.dispatcher_url.as_str(), "http://d:1/");
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["load-tester", "run"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Run(run)) => run.generator.settings().map(|_| ()).map_err(|e| e.to_string()),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert!(parse(&["--dispatcher", "ftp://x"]).is_err());
+        assert!(parse(&["--dispatcher", "not a url"]).is_err());
+        assert!(parse(&["--concurrency", "0"]).is_err());
+        assert!(parse(&["--arrivals", "bursty"]).is_err());
+        assert!(parse(&["--drain-timeout", "soon"]).is_err());
+        assert!(parse(&["--sample-metric", "http://a/metrics"]).is_err());
+        assert!(parse(&["--sample-metric", "http://a/metrics#autoscaler_desired_replicas"]).is_ok());
+    }
+
+    #[test]
+    fn endpoint_keeps_path_prefixes() {
+        let base = parse_base_url("http://h:1/api").unwrap();
+        assert_eq!(endpoint(&base, "stats").as_str(), "http://h:1/api/stats");
+        let base = parse_base_url("http://h:1").unwrap();
+        assert_eq!(endpoint(&base, "enqueue").as_str(), "http://h:1/enqueue");
+    }
+}

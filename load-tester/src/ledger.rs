@@ -1,0 +1,341 @@
+//! The ledger of one run: what happened to every request, in memory that stays flat.
+//!
+//! Per request it keeps one byte of state flags, indexed by sequence number (1 MB per million
+//! requests), which is what detecting duplicate and missing records needs. Everything else is
+//! aggregated on arrival: HDR histograms (3 significant digits, microseconds) for the report's
+//! percentiles, and per-second bins for the time plots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness_core::wire::LatencyRecord;
+use hdrhistogram::Histogram;
+
+use crate::schedule::Plan;
+
+/// Histogram range: 1 µs to 1 hour; larger values saturate at the top.
+const HIGHEST_MICROS: u64 = 3_600_000_000;
+/// Completions this long after the schedule ends still get their own second in the plots.
+const EXTRA_SECONDS: usize = 3_600;
+
+const SENT: u8 = 1;
+const ACCEPTED: u8 = 1 << 1;
+const REJECTED: u8 = 1 << 2;
+const SEND_ERROR: u8 = 1 << 3;
+const RECORDED: u8 = 1 << 4;
+
+/// What `/enqueue` answered for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// A 2xx: the dispatcher queued the item and will report a record.
+    Accepted,
+    /// Any other HTTP response; `code` is the error body's code, or `http_<status>`.
+    Rejected { code: String },
+    /// No response at all: `connect_error`, `timeout` or `request_error`.
+    Error { kind: &'static str },
+}
+
+/// What storing one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Stored,
+    Duplicate,
+    Unmatched,
+}
+
+/// Request counters of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub sent: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub send_errors: u64,
+    /// Distinct requests a record arrived for.
+    pub completed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub duplicates: u64,
+    pub unmatched: u64,
+    /// Sends that waited for the concurrency cap (their wait shows up as schedule lag).
+    pub cap_hits: u64,
+}
+
+/// One second of the run, for the time plots.
+#[derive(Debug, Clone, Default)]
+pub struct SecondBin {
+    /// Requests whose send started in this second.
+    pub sent: u32,
+    /// `/enqueue` answers received in this second.
+    pub rejected: u32,
+    pub send_errors: u32,
+    /// Records whose completion time falls in this second.
+    pub succeeded: u32,
+    pub failed: u32,
+    /// Latency (µs) of successful requests *sent* in this second; 2 significant digits.
+    pub latency: Option<Histogram<u32>>,
+}
+
+/// HDR histograms of a run, in microseconds.
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    /// Dispatcher-reported end-to-end latency of successful requests.
+    pub latency: Histogram<u64>,
+    pub queue_wait: Histogram<u64>,
+    pub inference: Histogram<u64>,
+    /// Client side: intended send time to `/enqueue` answer (any HTTP answer).
+    pub enqueue: Histogram<u64>,
+    /// Actual send time minus intended send time.
+    pub schedule_lag: Histogram<u64>,
+}
+
+impl Histograms {
+    fn new() -> Self {
+        let h = || {
+            Histogram::new_with_bounds(1, HIGHEST_MICROS, 3)
+                .unwrap_or_else(|e| unreachable!("constant bounds are valid: {e}"))
+        };
+        Self {
+            latency: h(),
+            queue_wait: h(),
+            inference: h(),
+            enqueue: h(),
+            schedule_lag: h(),
+        }
+    }
+}
+
+/// Everything known about the requests of one run.
+#[derive(Debug)]
+pub struct Ledger {
+    run_id: String,
+    plan: Arc<Plan>,
+    start_unix_ms: f64,
+    states: Vec<u8>,
+    counts: Counts,
+    failures: BTreeMap<String, u64>,
+    histograms: Histograms,
+    seconds: Vec<SecondBin>,
+    /// Latest event (answer or completion) since the start: the run's duration.
+    last_event: Duration,
+    /// Requests both accepted and recorded. A record can arrive before its `/enqueue` answer
+    /// is processed, so both events check for the other.
+    accepted_recorded: u64,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn ms_to_micros(ms: f64) -> u64 {
+    (ms.max(0.0) * 1000.0).round() as u64
+}
+
+impl Ledger {
+    /// A ledger for `plan`; `start_unix_ms` is the wall-clock time of offset zero, used to
+    /// place the dispatcher's completion timestamps on the run's time axis.
+    pub fn new(run_id: impl Into<String>, plan: Arc<Plan>, start_unix_ms: f64) -> Self {
+        let total = usize::try_from(plan.total()).unwrap_or(usize::MAX);
+        Self {
+            run_id: run_id.into(),
+            states: vec![0; total],
+            seconds: vec![SecondBin::default(); plan.seconds()],
+            plan,
+            start_unix_ms,
+            counts: Counts::default(),
+            failures: BTreeMap::new(),
+            histograms: Histograms::new(),
+            last_event: Duration::ZERO,
+            accepted_recorded: 0,
+        }
+    }
+
+    fn bin(&mut self, second: usize) -> &mut SecondBin {
+        let index = second.min(self.plan.seconds() + EXTRA_SECONDS - 1);
+        if index >= self.seconds.len() {
+            self.seconds.resize_with(index + 1, SecondBin::default);
+        }
+        &mut self.seconds[index]
+    }
+
+    /// Index of `seq` in the state array, if it belongs to the plan.
+    fn index(&self, seq: u64) -> Option<usize> {
+        usize::try_from(seq).ok().filter(|&i| i < self.states.len())
+    }
+
+    /// A send started `lag` after its intended time, `at` into the run.
+    pub fn on_sent(&mut self, seq: u64, lag: Duration, at: Duration) {
+        let Some(i) = self.index(seq) else { return };
+        self.states[i] |= SENT;
+        self.counts.sent += 1;
+        self.histograms.schedule_lag.saturating_record(micros(lag));
+        self.bin(at.as_secs() as usize).sent += 1;
+    }
+
+    pub fn on_cap_hit(&mut self) {
+        self.counts.cap_hits += 1;
+    }
+
+    /// `/enqueue` answered (or failed) `since_intended` after the intended send time.
+    pub fn on_enqueue(
+        &mut self,
+        seq: u64,
+        outcome: EnqueueOutcome,
+        since_intended: Duration,
+        at: Duration,
+    ) {
+        let Some(i) = self.index(seq) else { return };
+        self.last_event = self.last_event.max(at);
+        let bin_second = at.as_secs() as usize;
+        match outcome {
+            EnqueueOutcome::Accepted => {
+                self.states[i] |= ACCEPTED;
+                if self.states[i] & RECORDED != 0 {
+                    self.accepted_recorded += 1;
+                }
+                self.counts.accepted += 1;
+            }
+            EnqueueOutcome::Rejected { code } => {
+                self.states[i] |= REJECTED;
+                self.counts.rejected += 1;
+                self.count_failure(&code);
+                self.bin(bin_second).rejected += 1;
+            }
+            EnqueueOutcome::Error { kind } => {
+                self.states[i] |= SEND_ERROR;
+                self.counts.send_errors += 1;
+                self.count_failure(kind);
+                self.bin(bin_second).send_errors += 1;
+                return;
+            }
+        }
+        self.histograms
+            .enqueue
+            .saturating_record(micros(since_intended));
+    }
+
+    /// Stores a record whose id carries this run's id and `seq`.
+    pub fn on_record(&mut self, seq: u64, record: &LatencyRecord) -> RecordOutcome {
+        let Some(i) = self.index(seq) else {
+            self.counts.unmatched += 1;
+            return RecordOutcome::Unmatched;
+        };
+        if self.states[i] & RECORDED != 0 {
+            self.counts.duplicates += 1;
+            return RecordOutcome::Duplicate;
+        }
+        self.states[i] |= RECORDED;
+        if self.states[i] & ACCEPTED != 0 {
+            self.accepted_recorded += 1;
+        }
+        self.counts.completed += 1;
+        let completed_at = Duration::from_secs_f64(
+            ((record.completed_at_ms - self.start_unix_ms) / 1000.0).clamp(0.0, 1e9),
+        );
+        self.last_event = self.last_event.max(completed_at);
+        let completion_second = completed_at.as_secs() as usize;
+        if !record.is_ok() {
+            self.counts.failed += 1;
+            self.count_failure(&record.outcome);
+            self.bin(completion_second).failed += 1;
+            return RecordOutcome::Stored;
+        }
+        self.counts.succeeded += 1;
+        self.bin(completion_second).succeeded += 1;
+        let latency = ms_to_micros(record.latency_ms);
+        let h = &mut self.histograms;
+        h.latency.saturating_record(latency);
+        h.queue_wait
+            .saturating_record(ms_to_micros(record.queue_wait_ms));
+        if let Some(inference) = record.inference_ms {
+            h.inference.saturating_record(ms_to_micros(inference));
+        }
+        let sent_second = self.plan.second_of(seq);
+        self.bin(sent_second)
+            .latency
+            .get_or_insert_with(|| {
+                Histogram::new(2).unwrap_or_else(|e| unreachable!("2 digits are valid: {e}"))
+            })
+            .saturating_record(latency.max(1));
+        RecordOutcome::Stored
+    }
+
+    /// Codes come from the other side of the wire: bound their number and length so a
+    /// misbehaving peer cannot grow the map without limit.
+    fn count_failure(&mut self, code: &str) {
+        const MAX_CODES: usize = 64;
+        const MAX_LEN: usize = 64;
+        let code = if code.len() > MAX_LEN || code.is_empty() {
+            "invalid_code"
+        } else {
+            code
+        };
+        if let Some(count) = self.failures.get_mut(code) {
+            *count += 1;
+        } else if self.failures.len() < MAX_CODES {
+            self.failures.insert(code.to_owned(), 1);
+        } else {
+            *self.failures.entry("other".to_owned()).or_default() += 1;
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    pub fn start_unix_ms(&self) -> f64 {
+        self.start_unix_ms
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Failed requests by code: enqueue rejections, send errors and failed outcomes.
+    pub fn failures(&self) -> &BTreeMap<String, u64> {
+        &self.failures
+    }
+
+    pub fn histograms(&self) -> &Histograms {
+        &self.histograms
+    }
+
+    pub fn seconds(&self) -> &[SecondBin] {
+        &self.seconds
+    }
+
+    pub fn last_event(&self) -> Duration {
+        self.last_event
+    }
+
+    /// Accepted requests whose record has not arrived yet.
+    pub fn outstanding(&self) -> u64 {
+        self.counts.accepted - self.accepted_recorded
+    }
+
+    /// Ids of up to `limit` requests that were sent and accepted but have no record.
+    pub fn missing_ids(&self, limit: usize) -> Vec<String> {
+        self.states
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s & RECORDED == 0 && s & (REJECTED | SEND_ERROR) == 0)
+            .take(limit)
+            .map(|(seq, _)| request_id(&self.run_id, seq as u64))
+            .collect()
+    }
+}
+
+/// The id of request `seq` of a run: `<runId>-<seq>`.
+pub fn request_id(run_id: &str, seq: u64) -> String {
+    format!("{run_id}-{seq}")
+}
+
+/// Splits a request id into run id and seq.
+pub fn parse_request_id(id: &str) -> Option<(&str, u64)> {
+    let (run, seq) = id.rsplit_once('-')?;
+    Some((run, seq.parse().ok()?))
+}

@@ -1,0 +1,23 @@
+//! `load-tester serve` (HTTP API) and `load-tester run` (one test from the terminal).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use load_tester::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    harness_core::telemetry::init();
+    match cli.command {
+        Command::Serve(config) => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            load_tester::run(listener, config, harness_core::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => Ok(load_tester::cli::run(args, harness_core::shutdown_signal()).await),
+    }
+}

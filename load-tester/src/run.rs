@@ -1,0 +1,407 @@
+//! One load test from start to report: the library API the CLI, the HTTP server and the
+//! in-process demo share.
+//!
+//! [`run_load_test`] serves its own `/storeLatency` receiver on the listener it is given, runs
+//! the schedule, waits for the records of accepted requests (up to the drain timeout), writes
+//! the report and returns the stats. The pieces are public for callers that host the receiver
+//! themselves (the `serve` mode): [`prepare`] then [`execute`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use reqwest::Url;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{GeneratorArgs, endpoint};
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::pool::ImagePool;
+use crate::report::{ReportFiles, write_report};
+use crate::sampler::{DispatcherStatsSampler, MetricsSampler, Sampler, sample_all};
+use crate::schedule::{Arrivals, Plan};
+use crate::sender::Generator;
+use crate::server::{AppState, serve_receiver};
+use crate::stats::Stats;
+use crate::store::{Phase, Progress, RunInfo, RunState, RunStore, lock};
+use crate::workload::Workload;
+
+/// After an interruption, how long records still have to arrive.
+const INTERRUPTED_DRAIN: Duration = Duration::from_secs(3);
+/// How often the progress callback runs.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Delay between preparing a run and its first send, so the pacer starts on time.
+const START_DELAY: Duration = Duration::from_millis(50);
+
+/// What to run. Build with [`RunOptions::new`] and adjust the public fields.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub workload: Workload,
+    pub pool: Arc<ImagePool>,
+    /// Base URL of the dispatcher.
+    pub dispatcher_url: Url,
+    pub arrivals: Arrivals,
+    /// Cap on the requests sent (`maxImages`).
+    pub max_requests: Option<u64>,
+    /// Where the report folder goes.
+    pub reports_dir: PathBuf,
+    pub drain_timeout: Duration,
+    pub concurrency: usize,
+    pub request_timeout: Duration,
+    pub sample_interval: Duration,
+    /// Sample the dispatcher's `GET /stats` (queue length, ready replicas).
+    pub sample_dispatcher: bool,
+    /// Extra series for the queue/replicas plot.
+    pub samplers: Vec<Arc<dyn Sampler>>,
+    /// The number of requests the user expects; `missing` counts against it. Default: sent.
+    pub total_requests: Option<u64>,
+    /// Check that the dispatcher answers before sending.
+    pub preflight: bool,
+}
+
+impl RunOptions {
+    /// Options with the defaults of the command line.
+    pub fn new(
+        workload: Workload,
+        pool: Arc<ImagePool>,
+        dispatcher_url: Url,
+        reports_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            workload,
+            pool,
+            dispatcher_url,
+            arrivals: Arrivals::Uniform,
+            max_requests: None,
+            reports_dir: reports_dir.into(),
+            drain_timeout: Duration::from_secs(30),
+            concurrency: 10_000,
+            request_timeout: Duration::from_secs(10),
+            sample_interval: Duration::from_secs(1),
+            sample_dispatcher: true,
+            samplers: Vec::new(),
+            total_requests: None,
+            preflight: true,
+        }
+    }
+
+    /// Options from the generator settings: validates them, reads the workload file and loads
+    /// the image pool (skipped images are logged).
+    pub async fn from_args(args: &GeneratorArgs) -> Result<Self, Error> {
+        let settings = args.settings()?;
+        let workload = Workload::load(&args.workload)?;
+        let (pool, _skipped) = ImagePool::load(args.images.clone(), args.resize).await?;
+        let mut options = Self::new(
+            workload,
+            Arc::new(pool),
+            settings.dispatcher_url,
+            &args.reports_dir,
+        );
+        options.arrivals = settings.arrivals;
+        options.max_requests = args.max_images;
+        options.drain_timeout = args.drain_timeout;
+        options.concurrency = settings.concurrency;
+        options.request_timeout = args.request_timeout;
+        options.sample_interval = args.sample_interval;
+        let client = reqwest::Client::new();
+        for source in settings.sample_metrics {
+            let series = source.metric.clone();
+            options.samplers.push(Arc::new(MetricsSampler::new(
+                client.clone(),
+                source.url,
+                source.metric,
+                series,
+                source.kind,
+            )));
+        }
+        Ok(options)
+    }
+}
+
+/// The result of a finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub stats: Stats,
+    pub report: ReportFiles,
+    /// True when shutdown stopped the run before its schedule ended.
+    pub interrupted: bool,
+}
+
+/// A run registered in a store and ready to execute.
+pub struct PreparedRun {
+    pub state: Arc<RunState>,
+    generator: Arc<Generator>,
+    plan: Arc<Plan>,
+    samplers: Vec<Arc<dyn Sampler>>,
+    options: RunOptions,
+}
+
+/// `20250612T153012Z-4f2a`: sorts by start time, unique enough for one process's runs.
+pub fn new_run_id() -> String {
+    let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("{stamp}-{:04x}", rand::rng().random::<u16>())
+}
+
+/// Checks the dispatcher answers at all (any HTTP status will do).
+async fn preflight(client: &reqwest::Client, dispatcher: &Url) -> Result<(), Error> {
+    let url = endpoint(dispatcher, "healthz");
+    match client.get(url).timeout(Duration::from_secs(3)).send().await {
+        Ok(_) => Ok(()),
+        Err(err) => Err(Error::DispatcherUnreachable {
+            url: dispatcher.to_string(),
+            reason: err.to_string(),
+        }),
+    }
+}
+
+/// Builds the run and registers it in `store` so records can be matched from the first send.
+pub async fn prepare(
+    options: RunOptions,
+    store: &RunStore,
+    metrics: &Metrics,
+) -> Result<PreparedRun, Error> {
+    let client = reqwest::Client::builder()
+        .timeout(options.request_timeout)
+        .connect_timeout(options.request_timeout.min(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+    if options.preflight {
+        preflight(&client, &options.dispatcher_url).await?;
+    }
+    let plan = Arc::new(Plan::new(
+        &options.workload,
+        options.arrivals,
+        options.max_requests,
+    ));
+    let run_id = new_run_id();
+    let start = Instant::now() + START_DELAY;
+    let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
+    let info = RunInfo {
+        run_id: run_id.clone(),
+        dispatcher_url: options.dispatcher_url.to_string(),
+        arrivals: options.arrivals.name(),
+        max_requests: options.max_requests,
+        concurrency: options.concurrency,
+        images: options.pool.len(),
+    };
+    let ledger = Ledger::new(run_id, plan.clone(), start_unix_ms);
+    let state = Arc::new(RunState::new(info, start, ledger));
+    store.insert(state.clone());
+
+    let mut samplers = options.samplers.clone();
+    if options.sample_dispatcher {
+        let sampler = DispatcherStatsSampler::new(client.clone(), &options.dispatcher_url);
+        samplers.push(Arc::new(sampler));
+    }
+    let generator = Arc::new(Generator {
+        client,
+        enqueue_url: endpoint(&options.dispatcher_url, "enqueue"),
+        pool: options.pool.clone(),
+        run: state.clone(),
+        metrics: metrics.clone(),
+    });
+    Ok(PreparedRun {
+        state,
+        generator,
+        plan,
+        samplers,
+        options,
+    })
+}
+
+/// Sends the schedule, waits for the records, and leaves the run `Done` or `Interrupted`.
+/// `cancel` stops sending; records then still have a few seconds to arrive.
+pub async fn execute(run: PreparedRun, metrics: &Metrics, cancel: CancellationToken) -> Phase {
+    let state = run.state.clone();
+    state.set_phase(Phase::Sending);
+    metrics.run_active.inc();
+    tracing::info!(
+        run_id = state.id(),
+        planned = run.plan.total(),
+        seconds = run.plan.seconds(),
+        "run started"
+    );
+    let sampling = CancellationToken::new();
+    let sampler_task = tokio::spawn(sample_loop(
+        state.clone(),
+        run.samplers,
+        run.options.sample_interval,
+        sampling.clone(),
+    ));
+
+    let report = run
+        .generator
+        .run(run.plan.clone(), run.options.concurrency, cancel.clone())
+        .await;
+    let mut interrupted = match report {
+        Ok(report) => report.cancelled,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the pacer thread");
+            true
+        }
+    };
+    state.set_phase(Phase::Draining);
+    let drain = if interrupted {
+        run.options.drain_timeout.min(INTERRUPTED_DRAIN)
+    } else {
+        run.options.drain_timeout
+    };
+    let all_in = drain_records(&state, drain, &cancel).await;
+    interrupted |= cancel.is_cancelled();
+    sampling.cancel();
+    let _ = sampler_task.await;
+
+    let outstanding = lock(&state.ledger).outstanding();
+    if !all_in {
+        tracing::warn!(run_id = state.id(), outstanding, "stopped waiting for records");
+    }
+    let phase = if interrupted {
+        Phase::Interrupted
+    } else {
+        Phase::Done
+    };
+    state.set_phase(phase);
+    metrics.run_active.dec();
+    tracing::info!(run_id = state.id(), ?phase, outstanding, "run finished");
+    phase
+}
+
+/// Waits until every accepted request has its record, the timeout passes, or (after a
+/// cancellation) a short grace period passes. True when nothing is outstanding.
+async fn drain_records(state: &RunState, timeout: Duration, cancel: &CancellationToken) -> bool {
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    let mut cancel_seen = cancel.is_cancelled();
+    loop {
+        let notified = state.records_arrived.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a batch stored in between still wakes us.
+        notified.as_mut().enable();
+        if lock(&state.ledger).outstanding() == 0 {
+            return true;
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(deadline) => return false,
+            () = cancel.cancelled(), if !cancel_seen => {
+                cancel_seen = true;
+                deadline = deadline.min(tokio::time::Instant::now() + INTERRUPTED_DRAIN);
+            }
+        }
+    }
+}
+
+/// Samples every `interval` until cancelled, starting at once.
+async fn sample_loop(
+    state: Arc<RunState>,
+    samplers: Vec<Arc<dyn Sampler>>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    if samplers.is_empty() {
+        return;
+    }
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let at = state.elapsed();
+        let samples = sample_all(&samplers, interval.mul_f64(0.9)).await;
+        let mut timeline = lock(&state.timeline);
+        for sample in samples {
+            timeline.push(at, sample);
+        }
+    }
+}
+
+/// Runs a whole test with an embedded `/storeLatency` receiver on `receiver`, writes the
+/// report and returns it. `progress` is called every 250 ms and once at the end. When
+/// `shutdown` resolves, sending stops, records get a few more seconds, and the report of what
+/// was collected is still written (`interrupted` is then true).
+pub async fn run_load_test<P, S>(
+    options: RunOptions,
+    receiver: TcpListener,
+    progress: P,
+    shutdown: S,
+) -> Result<RunOutcome, Error>
+where
+    P: Fn(&Progress) + Send + Sync + 'static,
+    S: Future<Output = ()> + Send + 'static,
+{
+    let metrics = Metrics::new();
+    let store = Arc::new(RunStore::new());
+    let receiver_stop = CancellationToken::new();
+    let app = AppState::receiver(store.clone(), metrics.clone());
+    let server = tokio::spawn(serve_receiver(
+        receiver,
+        app,
+        receiver_stop.clone().cancelled_owned(),
+    ));
+    // Stops the receiver however this function exits.
+    let _stop_receiver = receiver_stop.clone().drop_guard();
+
+    let cancel = CancellationToken::new();
+    let on_shutdown = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            cancel.cancel();
+        })
+    };
+    let _stop_watch = AbortOnDrop(on_shutdown);
+
+    let reports_dir = options.reports_dir.clone();
+    let total_requests = options.total_requests;
+    let prepared = prepare(options, &store, &metrics).await?;
+    let state = prepared.state.clone();
+
+    let ticker = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PROGRESS_EVERY);
+            loop {
+                every.tick().await;
+                progress(&state.progress());
+                if !state.phase().is_active() {
+                    return;
+                }
+            }
+        })
+    };
+    let phase = execute(prepared, &metrics, cancel).await;
+    // The ticker reports the final state once more, then returns.
+    let _ = ticker.await;
+
+    let (stats, report) = write_report(&state, total_requests, &reports_dir).await?;
+    receiver_stop.cancel();
+    if let Ok(Err(err)) = server.await {
+        tracing::warn!(%err, "receiver stopped with an error");
+    }
+    Ok(RunOutcome {
+        run_id: state.id().to_owned(),
+        stats,
+        report,
+        interrupted: phase == Phase::Interrupted,
+    })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,238 @@
+//! The open-loop generator: sends each request of the plan at its intended time, whatever
+//! happened to the earlier ones.
+//!
+//! Pacing runs on a dedicated OS thread. Tokio's timer has millisecond granularity, which alone
+//! would cost up to a millisecond of lag on every send; `std::thread::sleep` wakes within tens
+//! of microseconds. The thread hands each due request to the runtime as its own task, so a slow
+//! answer delays nothing but itself. A generous concurrency cap bounds the tasks in flight;
+//! when it is reached the pacer waits for a free slot and the wait is *recorded as schedule
+//! lag* (and counted as a cap hit): requests are sent late, never skipped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness_core::ApiErrorBody;
+use reqwest::Url;
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ledger::{EnqueueOutcome, request_id};
+use crate::metrics::Metrics;
+use crate::pool::ImagePool;
+use crate::schedule::{Plan, Slot};
+use crate::store::{RunState, lock};
+
+/// The longest the pacer sleeps before looking at the cancellation token again.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// What the pacer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacerReport {
+    /// Requests handed to the runtime.
+    pub launched: u64,
+    /// True when cancellation stopped the schedule before its end.
+    pub cancelled: bool,
+}
+
+/// Everything a send needs, shared by all send tasks of a run.
+pub struct Generator {
+    pub client: reqwest::Client,
+    pub enqueue_url: Url,
+    pub pool: Arc<ImagePool>,
+    pub run: Arc<RunState>,
+    pub metrics: Metrics,
+}
+
+impl Generator {
+    /// Runs `plan` to its end (or until `cancel`), then waits for every send to finish.
+    /// Sends are bounded by the client's request timeout, so this returns.
+    pub async fn run(
+        self: Arc<Self>,
+        plan: Arc<Plan>,
+        concurrency: usize,
+        cancel: CancellationToken,
+    ) -> std::io::Result<PacerReport> {
+        let tracker = TaskTracker::new();
+        let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+        let (done_tx, done_rx) = oneshot::channel();
+        let pacer = {
+            let (generator, tracker, cancel) = (self.clone(), tracker.clone(), cancel.clone());
+            let runtime = Handle::current();
+            move || {
+                let report = generator.pace(&plan, &limit, &runtime, &tracker, &cancel);
+                let _ = done_tx.send(report);
+            }
+        };
+        std::thread::Builder::new()
+            .name("loadtest-pacer".into())
+            .spawn(pacer)?;
+        // The sender only drops without sending if the pacer thread panicked.
+        let report = done_rx.await.unwrap_or(PacerReport {
+            launched: 0,
+            cancelled: true,
+        });
+        tracker.close();
+        tracker.wait().await;
+        Ok(report)
+    }
+
+    /// The pacer thread's loop.
+    fn pace(
+        self: &Arc<Self>,
+        plan: &Plan,
+        limit: &Arc<Semaphore>,
+        runtime: &Handle,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> PacerReport {
+        let mut report = PacerReport::default();
+        for slot in plan.slots() {
+            if !sleep_until(self.run.start + slot.offset, cancel) {
+                report.cancelled = true;
+                break;
+            }
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    lock(&self.run.ledger).on_cap_hit();
+                    let wait = async {
+                        tokio::select! {
+                            permit = limit.clone().acquire_owned() => permit.ok(),
+                            () = cancel.cancelled() => None,
+                        }
+                    };
+                    // Not a runtime thread, so blocking on the runtime here is allowed.
+                    match runtime.block_on(wait) {
+                        Some(permit) => permit,
+                        None => {
+                            report.cancelled = true;
+                            break;
+                        }
+                    }
+                }
+            };
+            tracker.spawn_on(self.clone().send(slot, permit), runtime);
+            report.launched += 1;
+        }
+        report
+    }
+
+    /// Sends one request and records what happened to it.
+    async fn send(self: Arc<Self>, slot: Slot, _permit: OwnedSemaphorePermit) {
+        let start = self.run.start;
+        let intended = start + slot.offset;
+        let started = Instant::now();
+        let lag = started.saturating_duration_since(intended);
+        lock(&self.run.ledger).on_sent(slot.seq, lag, started - start);
+        self.metrics.requests_sent.inc();
+        self.metrics.schedule_lag.observe(lag.as_secs_f64());
+
+        let id = request_id(self.run.id(), slot.seq);
+        let body = enqueue_body(&self.pool.for_request(slot.seq).base64, &id);
+        let outcome = self.post(body).await;
+
+        let done = Instant::now();
+        let label = match outcome {
+            EnqueueOutcome::Accepted => "accepted",
+            EnqueueOutcome::Rejected { .. } => "rejected",
+            EnqueueOutcome::Error { .. } => "error",
+        };
+        self.metrics
+            .enqueue_responses
+            .with_label_values(&[label])
+            .inc();
+        lock(&self.run.ledger).on_enqueue(
+            slot.seq,
+            outcome,
+            done.saturating_duration_since(intended),
+            done - start,
+        );
+    }
+
+    async fn post(&self, body: Vec<u8>) -> EnqueueOutcome {
+        let response = match self
+            .client
+            .post(self.enqueue_url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(err) => return EnqueueOutcome::Error {
+                kind: error_kind(&err),
+            },
+        };
+        let status = response.status();
+        // Read the whole body so the connection goes back to the pool.
+        let body = response.bytes().await;
+        if status.is_success() {
+            // The dispatcher has the item whether or not its answer body arrived in full.
+            return EnqueueOutcome::Accepted;
+        }
+        let code = body
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ApiErrorBody>(&b).ok())
+            .map(|b| b.error.code)
+            .unwrap_or_else(|| format!("http_{}", status.as_u16()));
+        EnqueueOutcome::Rejected { code }
+    }
+}
+
+/// Sleeps until `due`; false if cancelled first.
+fn sleep_until(due: Instant, cancel: &CancellationToken) -> bool {
+    loop {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= due {
+            return true;
+        }
+        std::thread::sleep((due - now).min(CANCEL_POLL));
+    }
+}
+
+fn error_kind(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connect_error"
+    } else {
+        "request_error"
+    }
+}
+
+/// `{"image":"<base64>","id":"<id>"}` without a serializer: base64 and our ids contain no
+/// character JSON needs to escape, and this runs once per request with a large payload.
+pub fn enqueue_body(image_base64: &str, id: &str) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"image":""#;
+    const MIDDLE: &[u8] = br#"","id":""#;
+    const TAIL: &[u8] = br#""}"#;
+    let mut body =
+        Vec::with_capacity(HEAD.len() + image_base64.len() + MIDDLE.len() + id.len() + TAIL.len());
+    body.extend_from_slice(HEAD);
+    body.extend_from_slice(image_base64.as_bytes());
+    body.extend_from_slice(MIDDLE);
+    body.extend_from_slice(id.as_bytes());
+    body.extend_from_slice(TAIL);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness_core::wire::EnqueueRequest;
+
+    #[test]
+    fn enqueue_body_is_the_wire_shape() {
+        let body = enqueue_body("aGk=", "20250101T000000Z-ab12-7");
+        let parsed: EnqueueRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            parsed.into_parts().unwrap(),
+            ("aGk=".into(), Some("20250101T000000Z-ab12-7".into()))
+        );
+    }
+}

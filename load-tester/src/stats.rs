@@ -1,0 +1,203 @@
+//! The numbers of a report: `stats.json`, the summary table and the `--fail-on` checks all
+//! read this one structure. The schema is documented field by field in the crate README.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Phase, RunState, lock};
+
+/// Bumped on any incompatible change to [`Stats`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Ids of missing requests listed in `stats.json`, to start an investigation from.
+const MISSING_IDS_SAMPLE: usize = 20;
+
+/// Distribution of one duration, in milliseconds. Percentiles come from an HDR histogram with
+/// 3 significant digits: each is within 0.1% of the exact value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl LatencySummary {
+    /// From a histogram of microseconds; `None` when it is empty.
+    pub fn from_micros(h: &Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        let q = |quantile: f64| ms(h.value_at_quantile(quantile));
+        Some(Self {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: ms(h.max()),
+        })
+    }
+
+    /// A statistic by its name in `stats.json` (`p99`, `mean`, ...).
+    pub fn get(&self, stat: &str) -> Option<f64> {
+        Some(match stat {
+            "min" => self.min,
+            "mean" => self.mean,
+            "p50" => self.p50,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            "p999" => self.p999,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
+/// `stats.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub phase: Phase,
+    /// Wall-clock time of the schedule's offset zero, Unix epoch ms.
+    pub started_at_ms: f64,
+    pub dispatcher_url: String,
+    pub arrivals: String,
+    pub workload_seconds: u64,
+    /// Requests the schedule planned (workload total, capped by `maxImages`).
+    pub planned: u64,
+    /// Requests the user expected; `missing` is counted against it.
+    pub total_requests: u64,
+    pub sent: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub send_errors: u64,
+    pub completed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub missing: u64,
+    pub duplicates: u64,
+    pub unmatched: u64,
+    pub concurrency_cap_hits: u64,
+    pub failures_by_code: BTreeMap<String, u64>,
+    pub duration_seconds: f64,
+    pub throughput_per_second: f64,
+    pub latency_ms: Option<LatencySummary>,
+    pub queue_wait_ms: Option<LatencySummary>,
+    pub inference_ms: Option<LatencySummary>,
+    pub enqueue_ms: Option<LatencySummary>,
+    pub schedule_lag_ms: Option<LatencySummary>,
+    pub missing_ids_sample: Vec<String>,
+}
+
+impl Stats {
+    /// The stats of a run as they stand; `total_requests` defaults to the requests sent.
+    pub fn of_run(run: &RunState, total_requests: Option<u64>) -> Self {
+        let phase = run.phase();
+        let ledger = lock(&run.ledger);
+        let c = ledger.counts();
+        let h = ledger.histograms();
+        let total_requests = total_requests.unwrap_or(c.sent);
+        // A request whose fate is known (a record, a rejection, a send error) is not missing;
+        // every other expected request is, including ones never sent.
+        let known = c.completed + c.rejected + c.send_errors;
+        let duration = ledger.last_event().as_secs_f64();
+        Self {
+            schema_version: SCHEMA_VERSION,
+            run_id: run.info.run_id.clone(),
+            phase,
+            started_at_ms: ledger.start_unix_ms(),
+            dispatcher_url: run.info.dispatcher_url.clone(),
+            arrivals: run.info.arrivals.to_owned(),
+            workload_seconds: ledger.plan().seconds() as u64,
+            planned: ledger.plan().total(),
+            total_requests,
+            sent: c.sent,
+            accepted: c.accepted,
+            rejected: c.rejected,
+            send_errors: c.send_errors,
+            completed: c.completed,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            missing: total_requests.saturating_sub(known),
+            duplicates: c.duplicates,
+            unmatched: c.unmatched,
+            concurrency_cap_hits: c.cap_hits,
+            failures_by_code: ledger.failures().clone(),
+            duration_seconds: duration,
+            throughput_per_second: if duration > 0.0 {
+                c.succeeded as f64 / duration
+            } else {
+                0.0
+            },
+            latency_ms: LatencySummary::from_micros(&h.latency),
+            queue_wait_ms: LatencySummary::from_micros(&h.queue_wait),
+            inference_ms: LatencySummary::from_micros(&h.inference),
+            enqueue_ms: LatencySummary::from_micros(&h.enqueue),
+            schedule_lag_ms: LatencySummary::from_micros(&h.schedule_lag),
+            missing_ids_sample: if total_requests > known {
+                ledger.missing_ids(MISSING_IDS_SAMPLE)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// A latency object by its `stats.json` name without the `Ms` suffix (`latency`,
+    /// `queueWait`, `inference`, `enqueue`, `scheduleLag`).
+    pub fn latency(&self, name: &str) -> Option<Option<&LatencySummary>> {
+        Some(
+            match name {
+                "latency" => &self.latency_ms,
+                "queueWait" => &self.queue_wait_ms,
+                "inference" => &self.inference_ms,
+                "enqueue" => &self.enqueue_ms,
+                "scheduleLag" => &self.schedule_lag_ms,
+                _ => return None,
+            }
+            .as_ref(),
+        )
+    }
+
+    /// A counter by its `stats.json` name.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        Some(match name {
+            "sent" => self.sent,
+            "accepted" => self.accepted,
+            "rejected" => self.rejected,
+            "sendErrors" => self.send_errors,
+            "completed" => self.completed,
+            "succeeded" => self.succeeded,
+            "failed" => self.failed,
+            "missing" => self.missing,
+            "duplicates" => self.duplicates,
+            "unmatched" => self.unmatched,
+            _ => return None,
+        })
+    }
+
+    /// Requests that did not succeed (rejected, send errors, failed, missing) over the total.
+    pub fn failure_ratio(&self) -> f64 {
+        let bad = self.rejected + self.send_errors + self.failed + self.missing;
+        if self.total_requests == 0 {
+            0.0
+        } else {
+            bad as f64 / self.total_requests as f64
+        }
+    }
+}
