@@ -7,7 +7,7 @@ Each subcommand prints what it found and exits non-zero on a failure:
   identity RENDERED [--dashboard] [--rules]  sources embedded byte for byte
   kinds RENDERED --expect .. --forbid .. --replicas ..  which objects a render contains
   literal-ts DASHBOARD OUT         the dashboard as a typed TypeScript literal
-  prometheus-config SOURCE OUTDIR  extract a Prometheus config (+ rules) for promtool
+  prometheus-config SOURCE OUTDIR  a Prometheus config (file, or ConfigMap in manifests) for promtool
   dashboard-rules DASHBOARD OUT    dashboard PromQL as a rule file, for promtool's parser
   consistency K8S_DIR RENDERED     plain manifests and chart agree on env, ports and probes
 
@@ -175,11 +175,14 @@ def cmd_prometheus_config(args: argparse.Namespace) -> None:
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
-    if source.suffix == ".yml" and "prometheus" in source.name:
+    docs = load_docs(source)
+    if len(docs) == 1 and "scrape_configs" in docs[0]:
+        # A Prometheus configuration file whose rule_files are the chart's rules.
         files["prometheus.yml"] = source.read_text()
         files.update({p.name: p.read_text() for p in rule_files()})
     else:
-        for cm in configmaps(load_docs(source)):
+        # Kubernetes manifests: the ConfigMap that holds prometheus.yml and its rule files.
+        for cm in configmaps(docs):
             if "prometheus.yml" in (cm.get("data") or {}):
                 files = dict(cm["data"])
         if not files:
