@@ -6,7 +6,8 @@
 #   scripts/verify-deploy.sh --update   # regenerate k8s/optional/monitoring/ from its sources
 #
 # What it checks:
-#   - Dockerfile: hadolint
+#   - Dockerfile: hadolint; its --bin names are the workspace's binaries, its COPY sources are
+#     in the build context (.dockerignore), every image the manifests use is one of its targets
 #   - k8s/: every manifest against the Kubernetes OpenAPI schemas of 1.33 and 1.37, strictly
 #     (unknown fields are errors; a kind without a schema is an error unless it is an allowed
 #     CRD: ScaledObject, ServiceMonitor); generated ConfigMaps up to date and byte-identical
@@ -262,6 +263,9 @@ check "helm template + schema: load tester enabled, predictive mode" \
   render_and_validate "$WORK/render-full.yaml" --set loadTester.enabled=true --set autoscaling.mode=predictive
 check "k8s/ and the chart agree on env vars, ports, args, probes and security contexts" \
   deploycheck consistency "$ROOT/k8s" "$WORK/render-full.yaml"
+mapfile -t manifests < <(find "$ROOT/k8s" -name '*.yaml' | sort)
+check "Dockerfile builds the workspace's binaries from its build context; every image used is a target" \
+  deploycheck dockerfile "${manifests[@]}" "$WORK/render-full.yaml"
 
 echo
 echo "deploy checks: $passed passed, $failed failed"

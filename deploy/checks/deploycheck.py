@@ -9,6 +9,7 @@ Each subcommand prints what it found and exits non-zero on a failure:
   literal-ts DASHBOARD OUT         the dashboard as a typed TypeScript literal
   prometheus-config SOURCE OUTDIR  a Prometheus config (file, or ConfigMap in manifests) for promtool
   dashboard-rules DASHBOARD OUT    dashboard PromQL as a rule file, for promtool's parser
+  dockerfile MANIFEST...           Dockerfile agrees with the workspace's binaries and the manifests
   consistency K8S_DIR RENDERED     plain manifests and chart agree on env, ports and probes
 
 Needs PyYAML (installed with kubernetes-validate in .tools/venv).
@@ -17,8 +18,10 @@ Needs PyYAML (installed with kubernetes-validate in .tools/venv).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -264,6 +267,82 @@ def cmd_literal_ts(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore excludes `path` (the plain patterns this repository uses)."""
+    parts = path.split("/")
+    for pattern in patterns:
+        pattern = pattern.strip("/")
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatch(part, pattern[3:]) for part in parts):
+                return True
+        elif any(fnmatch.fnmatch("/".join(parts[: i + 1]), pattern) for i in range(len(parts))):
+            return True
+    return False
+
+
+def cmd_dockerfile(args: argparse.Namespace) -> None:
+    """The Dockerfile agrees with the workspace and the manifests, without a Docker daemon:
+    every `--bin` is a binary target, every COPY source exists in the build context, every
+    service has a runtime stage with a numeric USER, EXPOSE and ENTRYPOINT, and every image
+    the manifests name is a stage of the Dockerfile."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    ignore = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    metadata = json.loads(
+        subprocess.run(
+            ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout
+    )
+    binaries = {
+        t["name"] for p in metadata["packages"] for t in p["targets"] if "bin" in t["kind"]
+    }
+    wanted = set(re.findall(r"--bin\s+(\S+)", text))
+    if not wanted or wanted - binaries:
+        fail(f"Dockerfile builds {sorted(wanted)}; workspace binaries are {sorted(binaries)}")
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        sources = [w for w in words[1:-1] if not w.startswith("--")]
+        for source in sources:
+            if source == ".":
+                continue
+            if not (ROOT / source).exists():
+                fail(f"COPY source {source} does not exist")
+            if dockerignored(source.rstrip("/"), ignore):
+                fail(f"COPY source {source} is excluded by .dockerignore")
+    stages = {}
+    for chunk in re.split(r"^FROM\s+", text, flags=re.M)[1:]:
+        header, _, body = chunk.partition("\n")
+        name = header.split(" AS ")[-1].strip() if " AS " in header else header.strip()
+        stages[name] = body
+    for service in sorted(wanted):
+        body = stages.get(service)
+        if body is None:
+            fail(f"no runtime stage named {service}")
+        if not re.search(r"^USER\s+[0-9]+(:[0-9]+)?\s*$", body, flags=re.M):
+            fail(f"stage {service}: needs a numeric non-root USER")
+        if re.search(r"^USER\s+0\b", body, flags=re.M):
+            fail(f"stage {service}: runs as root")
+        for instruction in ("EXPOSE", "ENTRYPOINT"):
+            if not re.search(rf"^{instruction}\s", body, flags=re.M):
+                fail(f"stage {service}: no {instruction}")
+    images = set()
+    for path in args.manifests:
+        for doc in load_docs(Path(path)):
+            text_doc = json.dumps(doc)
+            images.update(re.findall(r'"image": "inference-harness/([a-z-]+):', text_doc))
+    unknown = images - set(stages)
+    if not images or unknown:
+        fail(f"manifests use images {sorted(images)}; Dockerfile stages are {sorted(stages)}")
+    print(f"binaries {sorted(wanted)} exist; COPY sources present; stages {sorted(wanted)} "
+          f"run as non-root; manifest images {sorted(images)} are Dockerfile targets")
+
+
 def workloads(docs: list[dict]) -> dict[str, dict]:
     """Pod templates by component name (app.kubernetes.io/name)."""
     found = {}
@@ -343,6 +422,9 @@ def main() -> None:
     p.add_argument("dashboard")
     p.add_argument("out")
     p.set_defaults(func=cmd_dashboard_rules)
+    p = sub.add_parser("dockerfile")
+    p.add_argument("manifests", nargs="+", help="rendered or plain manifests naming images")
+    p.set_defaults(func=cmd_dockerfile)
     p = sub.add_parser("consistency")
     p.add_argument("k8s_dir")
     p.add_argument("rendered")
