@@ -127,7 +127,7 @@ pub fn validate(payload: &str) -> Result<(usize, Alphabet), PayloadError> {
         }
         symbols += 1;
     }
-    if padding > 0 && (symbols + padding) % 4 != 0 {
+    if padding > 0 && !(symbols + padding).is_multiple_of(4) {
         return Err(PayloadError::InvalidBase64 {
             offset: data.len(),
             reason: "padding does not complete a 4-character group",
