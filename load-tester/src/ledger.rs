@@ -251,12 +251,14 @@ impl Ledger {
             h.inference.saturating_record(ms_to_micros(inference));
         }
         let sent_second = self.plan.second_of(seq);
-        self.bin(sent_second)
-            .latency
-            .get_or_insert_with(|| {
-                Histogram::new(2).unwrap_or_else(|e| unreachable!("2 digits are valid: {e}"))
-            })
-            .saturating_record(latency.max(1));
+        let per_second = self.bin(sent_second).latency.get_or_insert_with(|| {
+            Histogram::new(2).unwrap_or_else(|e| unreachable!("2 digits are valid: {e}"))
+        });
+        // Auto-resizing (it starts tiny); `saturating_record` would clamp instead of growing.
+        // The value is bounded, so growth is too; a failure can only mean an absurd value.
+        if per_second.record(latency.clamp(1, HIGHEST_MICROS)).is_err() {
+            per_second.saturating_record(latency);
+        }
         RecordOutcome::Stored
     }
 

@@ -123,6 +123,26 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The `serve` router over a fresh store, without a socket (handler tests).
+pub fn test_app(config: ServeConfig) -> Router {
+    app(AppState {
+        store: Arc::new(RunStore::new()),
+        metrics: Metrics::new(),
+        control: Some(Arc::new(Control::new(config))),
+    })
+}
+
+impl Control {
+    fn new(config: ServeConfig) -> Self {
+        Self {
+            config,
+            start_lock: tokio::sync::Mutex::new(()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+}
+
 /// Bearer-token check of the control endpoints (no-op without a configured token).
 async fn require_token(
     State(state): State<AppState>,
@@ -170,12 +190,7 @@ pub async fn run(
     if config.auth_token.is_none() {
         tracing::warn!(%addr, "control endpoints are unauthenticated");
     }
-    let control = Arc::new(Control {
-        config,
-        start_lock: tokio::sync::Mutex::new(()),
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-    });
+    let control = Arc::new(Control::new(config));
     let state = AppState {
         store: Arc::new(RunStore::new()),
         metrics: Metrics::new(),

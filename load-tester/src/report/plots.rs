@@ -55,6 +55,17 @@ fn headroom(max: f64) -> f64 {
     if max > 0.0 { max * 1.1 } else { 1.0 }
 }
 
+/// Tick labels without a pointless `.0` once the axis spans enough units.
+fn ticks(span: f64) -> impl Fn(&f64) -> String {
+    move |v: &f64| {
+        if span >= 8.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    }
+}
+
 fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
 }
@@ -81,8 +92,10 @@ pub fn latency_over_time(path: &Path, seconds: &[SecondBin]) -> PlotResult<bool>
         .x_label_area_size(56)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..seconds.len().max(1) as f64, 0f64..headroom(y_max))?;
+    let x_ticks = ticks(seconds.len() as f64);
     chart
         .configure_mesh()
+        .x_label_formatter(&x_ticks)
         .x_desc("seconds since the test start (when the request was sent)")
         .y_desc("latency (ms)")
         .label_style((FAMILY, 16))
@@ -139,6 +152,7 @@ pub fn latency_distribution(path: &Path, latency: &Histogram<u64>) -> PlotResult
         counts[bar] += v.count_at_value();
     }
     let count_max = counts.iter().copied().max().unwrap_or(1) as f64;
+    let count_ticks = |v: &f64| format!("{v:.0}");
     let mut chart = ChartBuilder::on(&left)
         .margin(20)
         .x_label_area_size(56)
@@ -147,6 +161,8 @@ pub fn latency_distribution(path: &Path, latency: &Histogram<u64>) -> PlotResult
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .y_labels((count_max as usize + 1).clamp(2, 10))
+        .y_label_formatter(&count_ticks)
         .x_desc("latency (ms); last bar includes everything above p99.9")
         .y_desc("requests")
         .label_style((FAMILY, 15))
@@ -225,8 +241,11 @@ pub fn throughput(path: &Path, rates: &[u32], seconds: &[SecondBin]) -> PlotResu
         .x_label_area_size(56)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..len as f64, 0f64..headroom(y_max))?;
+    let (x_ticks, y_ticks) = (ticks(len as f64), ticks(y_max));
     chart
         .configure_mesh()
+        .x_label_formatter(&x_ticks)
+        .y_label_formatter(&y_ticks)
         .x_desc("seconds since the test start")
         .y_desc("requests per second")
         .label_style((FAMILY, 16))
@@ -284,16 +303,22 @@ pub fn queue_and_replicas(path: &Path, timeline: &Timeline) -> PlotResult<bool> 
         .right_y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, 0f64..headroom(queue_max))?
         .set_secondary_coord(0f64..x_max, 0f64..(replica_max + 1.0).ceil());
+    let (x_ticks, y_ticks) = (ticks(x_max), ticks(queue_max));
     chart
         .configure_mesh()
+        .x_label_formatter(&x_ticks)
+        .y_label_formatter(&y_ticks)
         .x_desc("seconds since the test start")
         .y_desc("items in queue")
         .label_style((FAMILY, 16))
         .axis_desc_style((FAMILY, 18))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
+    let replica_ticks = |v: &f64| format!("{v:.0}");
     chart
         .configure_secondary_axes()
+        .y_labels(((replica_max + 1.0).ceil() as usize + 1).min(12))
+        .y_label_formatter(&replica_ticks)
         .y_desc("replicas")
         .label_style((FAMILY, 16))
         .axis_desc_style((FAMILY, 18))
