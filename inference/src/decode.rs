@@ -1,0 +1,164 @@
+//! Image bytes to RGB8 pixels, with limits checked before anything large is allocated.
+//!
+//! The format is sniffed from the content (never trusted from a header or a file name). The
+//! decoder first reads only the image header; the declared width × height is checked against
+//! `--max-pixels` and the memory the decoded pixels need against an allocation budget, and only
+//! then are the pixels decoded. A decompression bomb (a few hundred bytes declaring 30000×30000)
+//! is therefore refused in microseconds, without allocating its pixels.
+
+use std::io::Cursor;
+
+use image::error::{ImageError, LimitErrorKind};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::error::Error;
+
+/// Formats the service accepts (the `image` crate features this crate is built with).
+const ACCEPTED: &[ImageFormat] = &[
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+    ImageFormat::Bmp,
+];
+
+/// Room for decoder-internal buffers beyond the output pixels (JPEG coefficient rows, PNG
+/// scanlines, GIF palettes): small next to any image that passes the pixel limit.
+const DECODER_OVERHEAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The bounds one decode must stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted width × height.
+    pub max_pixels: u64,
+    /// Largest total allocation of the decoder: the pixels at 4 bytes each (RGBA8) plus a fixed
+    /// overhead. 16-bit images with alpha need 8 bytes per pixel and so get half the pixels.
+    pub max_alloc_bytes: u64,
+}
+
+impl DecodeLimits {
+    /// Limits for images of at most `max_pixels` pixels.
+    pub fn new(max_pixels: u64) -> Self {
+        Self {
+            max_pixels,
+            max_alloc_bytes: max_pixels
+                .saturating_mul(4)
+                .saturating_add(DECODER_OVERHEAD_BYTES),
+        }
+    }
+
+    fn image_limits(&self) -> Limits {
+        // Neither side can exceed the pixel budget; the decoders check these strict limits
+        // against the header themselves.
+        let side = u32::try_from(self.max_pixels).unwrap_or(u32::MAX);
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(side);
+        limits.max_image_height = Some(side);
+        limits.max_alloc = Some(self.max_alloc_bytes);
+        limits
+    }
+}
+
+/// Decodes JPEG (baseline, progressive, CMYK), PNG (8/16-bit, gray, alpha), WebP, GIF (first
+/// frame) or BMP into RGB8. Alpha is dropped, gray is replicated, 16-bit is scaled to 8-bit.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Error> {
+    Ok(decode_dynamic(bytes, limits)?.into_rgb8())
+}
+
+/// Like [`decode`], but keeps the decoded colour type (no conversion).
+pub fn decode_dynamic(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Error> {
+    let format = image::guess_format(bytes).map_err(|_| Error::NotAnImage)?;
+    if !ACCEPTED.contains(&format) {
+        return Err(Error::NotAnImage);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits.image_limits());
+    // Reads the header only.
+    let decoder = reader.into_decoder().map_err(image_error)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(Error::TooManyPixels(format!(
+            "{width}x{height} = {pixels} pixels, the limit is {}",
+            limits.max_pixels
+        )));
+    }
+    if pixels == 0 {
+        return Err(Error::InvalidImage(format!(
+            "the image declares {width}x{height} pixels"
+        )));
+    }
+    let needed = decoder.total_bytes();
+    if needed > limits.max_alloc_bytes {
+        return Err(Error::TooManyPixels(format!(
+            "decoding {width}x{height} {:?} needs {needed} bytes, the limit is {}",
+            decoder.color_type(),
+            limits.max_alloc_bytes
+        )));
+    }
+    DynamicImage::from_decoder(decoder).map_err(image_error)
+}
+
+fn image_error(err: ImageError) -> Error {
+    match err {
+        ImageError::Limits(limit) => match limit.kind() {
+            LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory => {
+                Error::TooManyPixels(limit.to_string())
+            }
+            _ => Error::InvalidImage(limit.to_string()),
+        },
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::InvalidImage("the image data is truncated".to_owned())
+        }
+        other => Error::InvalidImage(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Rgb};
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img: RgbImage = ImageBuffer::from_fn(width, height, |x, y| Rgb([x as u8, y as u8, 7]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_what_it_encoded() {
+        let img = decode(&png(31, 17), &DecodeLimits::new(1_000)).unwrap();
+        assert_eq!(img.dimensions(), (31, 17));
+        assert_eq!(img.get_pixel(30, 16), &Rgb([30, 16, 7]));
+    }
+
+    #[test]
+    fn refuses_more_pixels_than_the_limit_before_decoding() {
+        let err = decode(&png(40, 30), &DecodeLimits::new(40 * 30 - 1)).unwrap_err();
+        assert_eq!(err.code(), "too_many_pixels", "{err}");
+        assert!(decode(&png(40, 30), &DecodeLimits::new(40 * 30)).is_ok());
+    }
+
+    #[test]
+    fn sorts_failures_into_codes() {
+        let limits = DecodeLimits::new(1_000_000);
+        let full = png(64, 64);
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("text", b"hello, world".to_vec(), "not_an_image"),
+            ("empty", Vec::new(), "not_an_image"),
+            ("tiff", b"II*\0........".to_vec(), "not_an_image"),
+            (
+                "truncated",
+                full[..full.len() / 2].to_vec(),
+                "invalid_image",
+            ),
+            ("header only", full[..40].to_vec(), "invalid_image"),
+        ];
+        for (name, bytes, code) in cases {
+            let err = decode(&bytes, &limits).expect_err(name);
+            assert_eq!(err.code(), code, "{name}: {err}");
+        }
+    }
+}

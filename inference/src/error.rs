@@ -1,0 +1,182 @@
+//! Every way a request or the start-up can fail, with a stable code per kind.
+//!
+//! Bad input is the client's problem and says exactly what was wrong (4xx); overload and
+//! readiness are 503 with `Retry-After`, so a dispatcher can try another replica; anything else is
+//! a 500 whose detail is logged and never sent.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use harness_core::api_error::{error_response, overloaded_response};
+use harness_core::image_payload::PayloadError;
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: u32 = 1;
+
+/// Errors of the inference service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request body has no bytes.
+    #[error("request body is empty")]
+    EmptyBody,
+    /// The body is not JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not the shape `{"image": "<base64>"}`.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A required JSON field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A JSON field that the API does not have.
+    #[error("unknown field `{0}`: the body is {{\"image\": \"<base64>\"}}")]
+    UnknownField(String),
+    /// The `image` string is not base64 (or an accepted `data:` URL).
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// Neither JSON nor `image/*`.
+    #[error("unsupported content type {0:?}: send application/json or image/*")]
+    UnsupportedMediaType(String),
+    /// The body is larger than `--max-body-bytes`.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The connection failed while the body was being received.
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
+    /// The bytes are not in a supported image format.
+    #[error("not a supported image: expected JPEG, PNG, WebP, GIF or BMP")]
+    NotAnImage,
+    /// A supported format, but the data is corrupt or truncated.
+    #[error("cannot decode the image: {0}")]
+    InvalidImage(String),
+    /// The header declares more pixels than `--max-pixels`, or decoding would need more memory
+    /// than the decoder limits allow.
+    #[error("image too large: {0}")]
+    TooManyPixels(String),
+    /// Every worker is busy and the waiting queue is full.
+    #[error("overloaded: all workers are busy and the queue is full")]
+    Overloaded,
+    /// The model is not loaded and warmed up yet.
+    #[error("not ready: the model is still loading")]
+    NotReady,
+    /// The request took longer than `--request-timeout`.
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    /// The worker pool is closed: the service is stopping.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// No route for this path.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The path exists, the method does not.
+    #[error("method {0} not allowed on this path")]
+    MethodNotAllowed(String),
+    /// A configuration value that clap could not check on its own.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The model or its labels cannot be loaded or do not fit the configuration.
+    #[error("model: {0}")]
+    Model(String),
+    /// A bug or an unexpected runtime failure (model execution, a panicking worker).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable, machine-readable code clients and metrics see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::EmptyBody => "empty_body",
+            Error::InvalidJson(_) => "invalid_json",
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::MissingField(_) => "missing_field",
+            Error::UnknownField(_) => "unknown_field",
+            Error::Payload(err) => err.code(),
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::BodyRead(_) => "body_read_failed",
+            Error::NotAnImage => "not_an_image",
+            Error::InvalidImage(_) => "invalid_image",
+            Error::TooManyPixels(_) => "too_many_pixels",
+            Error::Overloaded => "overloaded",
+            Error::NotReady => "not_ready",
+            Error::Timeout(_) => "timeout",
+            Error::ShuttingDown => "shutting_down",
+            Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::Config(_) => "invalid_config",
+            Error::Model(_) => "model_error",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::EmptyBody | Error::InvalidJson(_) | Error::Payload(_) | Error::BodyRead(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::InvalidRequest(_)
+            | Error::MissingField(_)
+            | Error::UnknownField(_)
+            | Error::NotAnImage
+            | Error::InvalidImage(_)
+            | Error::TooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Overloaded | Error::NotReady | Error::Timeout(_) | Error::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Config(_) | Error::Model(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+/// The error code of a response, left in its extensions so that the request metrics can count
+/// outcomes without parsing bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        let mut response = if status == StatusCode::SERVICE_UNAVAILABLE {
+            overloaded_response(code, self.to_string(), RETRY_AFTER_SECS)
+        } else {
+            if status.is_server_error() {
+                // The client sees "internal error"; the detail is for the operator.
+                tracing::error!(error = %self, code, "request failed");
+            }
+            error_response(status, code, self.to_string())
+        };
+        response.extensions_mut().insert(ErrorCode(code));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header;
+
+    #[test]
+    fn client_errors_are_4xx_and_overload_carries_retry_after() {
+        let bad = Error::InvalidImage("truncated".into()).into_response();
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.extensions().get(), Some(&ErrorCode("invalid_image")));
+
+        let busy = Error::Overloaded.into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+
+        let payload = Error::from(PayloadError::Empty);
+        assert_eq!(payload.code(), "empty_image");
+        assert_eq!(payload.status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,185 @@
+//! Prometheus metrics of one service instance, in its own registry.
+//!
+//! A per-instance registry (never the global default) lets a local pool run several replicas in
+//! one process, each with its own `/metrics`. The names are part of the project's contract:
+//! dashboards, alerts and the autoscaler read them. Utilisation is
+//! `rate(inference_worker_busy_seconds_total) / inference_workers`.
+
+use prometheus::process_collector::ProcessCollector;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Buckets of the whole-request histogram, in seconds: queueing under load pushes requests well
+/// past the ~30-50 ms a model run takes.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+    10.0, 30.0,
+];
+
+/// Buckets of the per-stage histogram, in seconds: decode and preprocess take around a
+/// millisecond, the model tens of milliseconds.
+const STAGE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.2,
+    0.5, 1.0,
+];
+
+/// A pipeline stage timed by `inference_stage_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Decode,
+    Preprocess,
+    Model,
+}
+
+impl Stage {
+    fn label(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Preprocess => "preprocess",
+            Stage::Model => "model",
+        }
+    }
+}
+
+/// The metrics of one instance.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: Histogram,
+    stage_duration: HistogramVec,
+    /// Requests being processed by a worker.
+    pub in_flight: IntGauge,
+    /// Requests waiting for a worker.
+    pub queue_depth: IntGauge,
+    /// Size of the worker pool.
+    pub workers: IntGauge,
+    /// Sum over workers of the time spent processing requests.
+    pub worker_busy_seconds: prometheus::Counter,
+    model_info: IntGaugeVec,
+    ready: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric, plus the process collector, in a fresh registry.
+    pub fn new() -> Self {
+        Self::try_new().expect("metric definitions are static and valid")
+    }
+
+    fn try_new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "inference_requests_total",
+                "Requests to /infer by outcome: ok or the error code.",
+            ),
+            &["outcome"],
+        )?;
+        let request_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "inference_request_duration_seconds",
+                "Time to answer a request to /infer, queueing included.",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+        )?;
+        let stage_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "inference_stage_duration_seconds",
+                "Time spent in one stage of the pipeline: decode, preprocess, model.",
+            )
+            .buckets(STAGE_BUCKETS.to_vec()),
+            &["stage"],
+        )?;
+        let in_flight = IntGauge::new(
+            "inference_in_flight",
+            "Requests being processed by a worker.",
+        )?;
+        let queue_depth = IntGauge::new(
+            "inference_queue_depth",
+            "Requests waiting for a free worker.",
+        )?;
+        let workers = IntGauge::new("inference_workers", "Size of the worker pool.")?;
+        let worker_busy_seconds = prometheus::Counter::new(
+            "inference_worker_busy_seconds_total",
+            "Sum over workers of the time spent processing requests.",
+        )?;
+        let model_info = IntGaugeVec::new(
+            Opts::new("inference_model_info", "The model served; always 1."),
+            &["model", "input_size"],
+        )?;
+        let ready = IntGauge::new(
+            "inference_ready",
+            "1 once the model is loaded and warmed up, else 0.",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(stage_duration.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(workers.clone()))?;
+        registry.register(Box::new(worker_busy_seconds.clone()))?;
+        registry.register(Box::new(model_info.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(ProcessCollector::for_self()))?;
+        // Series exist from the start, so rate() has a baseline before the first request.
+        requests.with_label_values(&["ok"]);
+        for stage in [Stage::Decode, Stage::Preprocess, Stage::Model] {
+            stage_duration.with_label_values(&[stage.label()]);
+        }
+        Ok(Self {
+            registry,
+            requests,
+            request_duration,
+            stage_duration,
+            in_flight,
+            queue_depth,
+            workers,
+            worker_busy_seconds,
+            model_info,
+            ready,
+        })
+    }
+
+    /// Counts one finished `/infer` request and its duration.
+    pub fn observe_request(&self, outcome: &str, seconds: f64) {
+        self.requests.with_label_values(&[outcome]).inc();
+        self.request_duration.observe(seconds);
+    }
+
+    /// Records the time of one pipeline stage.
+    pub fn observe_stage(&self, stage: Stage, seconds: f64) {
+        self.stage_duration
+            .with_label_values(&[stage.label()])
+            .observe(seconds);
+    }
+
+    /// Publishes the served model (`inference_model_info{model,input_size} 1`).
+    pub fn set_model(&self, model: &str, input_size: u32) {
+        self.model_info
+            .with_label_values(&[model, &input_size.to_string()])
+            .set(1);
+    }
+
+    /// Marks the instance ready (model loaded and warmed up).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// The text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(err) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(%err, "cannot encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,171 @@
+//! What a client sends to `POST /infer`, and how it becomes image bytes.
+//!
+//! Two shapes are accepted: JSON `{"image": "<base64>"}` (`Content-Type: application/json`) and
+//! the raw image (`Content-Type: image/*` or `application/octet-stream`). The extractor only
+//! checks the cheap things on the async executor (content type, size, emptiness) and buffers the
+//! body; parsing the JSON and decoding the base64 are CPU work on a large body, so they happen on
+//! a worker, in [`InferBody::into_image_bytes`].
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// How the body carries the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `{"image": "<base64>"}`.
+    Json,
+    /// The image file itself.
+    Image,
+}
+
+/// A buffered `/infer` body whose content type has been checked.
+#[derive(Debug, Clone)]
+pub struct InferBody {
+    pub kind: BodyKind,
+    pub bytes: Bytes,
+}
+
+impl FromRequest<AppState> for InferBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let kind = body_kind(req.headers().get(header::CONTENT_TYPE))?;
+        let limit = state.max_body_bytes();
+        // Refuse a declared oversize body before reading any of it.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(Error::PayloadTooLarge { limit });
+        }
+        // `DefaultBodyLimit` (set by the router to the same limit) caps chunked bodies.
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    Error::PayloadTooLarge { limit }
+                }
+                other => Error::BodyRead(other.body_text()),
+            })?;
+        if bytes.is_empty() {
+            return Err(Error::EmptyBody);
+        }
+        Ok(Self { kind, bytes })
+    }
+}
+
+fn body_kind(content_type: Option<&header::HeaderValue>) -> Result<BodyKind, Error> {
+    let Some(value) = content_type else {
+        return Err(Error::UnsupportedMediaType("(none)".to_owned()));
+    };
+    let text = value.to_str().unwrap_or_default();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        "application/octet-stream" => Ok(BodyKind::Image),
+        media if media.starts_with("image/") => Ok(BodyKind::Image),
+        media if media.starts_with("application/") && media.ends_with("+json") => {
+            Ok(BodyKind::Json)
+        }
+        _ => Err(Error::UnsupportedMediaType(text.to_owned())),
+    }
+}
+
+impl InferBody {
+    /// The image file's bytes: the raw body, or the JSON body's `image` decoded from base64.
+    pub fn into_image_bytes(self) -> Result<Bytes, Error> {
+        match self.kind {
+            BodyKind::Image => Ok(self.bytes),
+            BodyKind::Json => json_image(&self.bytes).map(Bytes::from),
+        }
+    }
+}
+
+/// Parses `{"image": "<base64>"}` strictly: one field, a string, nothing else.
+fn json_image(body: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut object: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|err| match err.classify() {
+            serde_json::error::Category::Data => {
+                Error::InvalidRequest("the body must be a JSON object".to_owned())
+            }
+            _ => Error::InvalidJson(err.to_string()),
+        })?;
+    let image = object.remove("image").ok_or(Error::MissingField("image"))?;
+    if let Some(unknown) = object.keys().next() {
+        return Err(Error::UnknownField(unknown.clone()));
+    }
+    let Value::String(payload) = image else {
+        return Err(Error::InvalidRequest(
+            "`image` must be a base64 string".to_owned(),
+        ));
+    };
+    Ok(harness_core::image_payload::decode(&payload)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn content_types() {
+        let kind = |v: &str| body_kind(Some(&HeaderValue::from_str(v).unwrap()));
+        assert_eq!(kind("application/json").unwrap(), BodyKind::Json);
+        assert_eq!(
+            kind("Application/JSON; charset=utf-8").unwrap(),
+            BodyKind::Json
+        );
+        assert_eq!(kind("image/jpeg").unwrap(), BodyKind::Image);
+        assert_eq!(kind("application/octet-stream").unwrap(), BodyKind::Image);
+        for bad in ["text/plain", "application/x-www-form-urlencoded", ""] {
+            assert_eq!(kind(bad).unwrap_err().code(), "unsupported_media_type");
+        }
+        assert_eq!(
+            body_kind(None).unwrap_err().code(),
+            "unsupported_media_type"
+        );
+    }
+
+    #[test]
+    fn json_bodies() {
+        assert_eq!(json_image(br#"{"image":"aGk="}"#).unwrap(), b"hi");
+        let cases: &[(&[u8], &str)] = &[
+            (b"{", "invalid_json"),
+            (b"not json", "invalid_json"),
+            (b"[1,2]", "invalid_request"),
+            (b"\"aGk=\"", "invalid_request"),
+            (b"{}", "missing_field"),
+            (br#"{"img":"aGk="}"#, "missing_field"),
+            (br#"{"image":"aGk=","id":1}"#, "unknown_field"),
+            (br#"{"image":42}"#, "invalid_request"),
+            (br#"{"image":"***"}"#, "invalid_base64"),
+            (br#"{"image":""}"#, "empty_image"),
+            (
+                br#"{"image":"data:text/plain;base64,aGk="}"#,
+                "invalid_data_url",
+            ),
+        ];
+        for (body, code) in cases {
+            let err = json_image(body).unwrap_err();
+            assert_eq!(
+                err.code(),
+                *code,
+                "{}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

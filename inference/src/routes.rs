@@ -1,0 +1,136 @@
+//! The HTTP surface: `POST /infer`, `GET /metrics`, `GET /healthz`, `GET /readyz`.
+//!
+//! `/infer` is wrapped, outermost first, in: outcome metrics, the error mapping of the tower
+//! layers below, a request timeout, load shedding and a concurrency limit. Every response that
+//! is not a success, axum's own 404 and 405 included, carries the project's error body.
+
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use harness_core::wire::InferResponse;
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
+
+use crate::error::{Error, ErrorCode};
+use crate::request::InferBody;
+use crate::state::AppState;
+
+/// The service's router, ready to serve (tests call it with `oneshot`).
+pub fn app(state: AppState) -> Router {
+    let timeout = state.request_timeout();
+    let infer_route = post(infer).layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                record_outcome,
+            ))
+            .layer(HandleErrorLayer::new(move |err: BoxError| async move {
+                tower_error(err, timeout)
+            }))
+            .timeout(timeout)
+            .load_shed()
+            .concurrency_limit(state.concurrency_limit()),
+    );
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("http", method = %req.method(), route)
+        })
+        // 503s under overload are expected, not failures worth a log line each; 500s are
+        // logged where they are built.
+        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+    Router::new()
+        .route("/infer", infer_route)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes()))
+        .layer(trace)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn infer(
+    State(state): State<AppState>,
+    body: InferBody,
+) -> Result<Json<InferResponse>, Error> {
+    Ok(Json(state.classify(body).await?))
+}
+
+/// Counts every `/infer` response by outcome (`ok` or the error code) and times it.
+async fn record_outcome(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let outcome = match response.extensions().get::<ErrorCode>() {
+        Some(ErrorCode(code)) => code,
+        None if response.status().is_success() => harness_core::wire::OUTCOME_OK,
+        None => "unknown_error",
+    };
+    state
+        .metrics()
+        .observe_request(outcome, started.elapsed().as_secs_f64());
+    response
+}
+
+/// Maps the errors of the tower layers around `/infer` into the service's errors.
+fn tower_error(err: BoxError, timeout: Duration) -> Error {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        Error::Timeout(timeout)
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        Error::Overloaded
+    } else {
+        Error::Internal(format!("middleware: {err}"))
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        state.metrics().render(),
+    )
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
+    let classifier = state.classifier().ok_or(Error::NotReady)?;
+    Ok(Json(json!({
+        "status": "ready",
+        "model": classifier.name(),
+        "workers": state.pool().workers().get(),
+    })))
+}
+
+async fn not_found(uri: Uri) -> Error {
+    Error::NotFound(uri.path().to_owned())
+}
+
+async fn method_not_allowed(method: Method) -> Error {
+    Error::MethodNotAllowed(method.to_string())
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    Error::Internal(format!("handler panicked: {detail}")).into_response()
+}

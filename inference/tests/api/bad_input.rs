@@ -1,0 +1,346 @@
+//! Every kind of bad input gets a 4xx with a stable code, is counted, and never panics.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures::stream;
+use inference::app;
+
+use crate::metrics_text::{parse, sample};
+use crate::support::{get, json_infer, photo, post_infer, ready_state, send};
+
+fn json(body: &str) -> Request<Body> {
+    post_infer("application/json", body.to_owned())
+}
+
+#[tokio::test]
+async fn the_bad_input_matrix() {
+    let state = ready_state(&[]);
+    let app = app(state.clone());
+    let coffee = photo("coffee.png");
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        (
+            "invalid JSON",
+            json(r#"{"image": "#),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "not an object",
+            json("[1]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "missing field",
+            json("{}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+        ),
+        (
+            "unknown field",
+            json(r#"{"image": "aGk=", "model": "x"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+        ),
+        (
+            "image not a string",
+            json(r#"{"image": 7}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "invalid base64",
+            json(r#"{"image": "@@@@"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_base64",
+        ),
+        (
+            "empty base64",
+            json(r#"{"image": ""}"#),
+            StatusCode::BAD_REQUEST,
+            "empty_image",
+        ),
+        (
+            "non-image data URL",
+            json(r#"{"image": "data:text/plain;base64,aGk="}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_data_url",
+        ),
+        (
+            "empty JSON body",
+            json(""),
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+        ),
+        (
+            "empty raw body",
+            post_infer("image/png", Vec::new()),
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+        ),
+        (
+            "text as base64",
+            json_infer(b"this is not an image"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_an_image",
+        ),
+        (
+            "text as raw image",
+            post_infer("image/jpeg", b"GIF? no.".to_vec()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_an_image",
+        ),
+        (
+            "truncated PNG",
+            json_infer(&coffee[..coffee.len() / 2]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_image",
+        ),
+        (
+            "PNG header only",
+            post_infer("image/png", coffee[..60].to_vec()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_image",
+        ),
+        (
+            "wrong content type",
+            post_infer("text/plain", coffee.clone()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "form body",
+            post_infer("application/x-www-form-urlencoded", "image=abc"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            Request::post("/infer")
+                .body(Body::from(coffee.clone()))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    let mut expected_counts: BTreeMap<&str, f64> = BTreeMap::new();
+    for (name, request, status, code) in cases {
+        let reply = send(&app, request).await;
+        assert_eq!(reply.status, status, "{name}: {}", reply.text);
+        assert_eq!(reply.code(), code, "{name}: {}", reply.text);
+        assert!(
+            !reply.json["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty(),
+            "{name}: a message for people"
+        );
+        *expected_counts.entry(code).or_default() += 1.0;
+    }
+    let metrics = parse(&state.metrics().render());
+    for (code, count) in expected_counts {
+        let seen = sample(&metrics, "inference_requests_total", &[("outcome", code)]);
+        assert_eq!(
+            seen,
+            Some(count),
+            "inference_requests_total{{outcome={code:?}}}"
+        );
+    }
+    assert_eq!(
+        sample(&metrics, "inference_requests_total", &[("outcome", "ok")]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_whether_declared_or_streamed() {
+    let app = app(ready_state(&["--max-body-bytes", "1000"]));
+    let coffee = photo("coffee.png");
+    let declared = send(&app, post_infer("image/png", coffee.clone())).await;
+    assert_eq!(
+        declared.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        declared.text
+    );
+    assert_eq!(declared.code(), "payload_too_large");
+
+    // Chunked: no Content-Length, the limit trips while reading.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        coffee.chunks(300).map(|c| Ok(c.to_vec())).collect();
+    let streamed = Request::post("/infer")
+        .header(header::CONTENT_TYPE, "image/png")
+        .body(Body::from_stream(stream::iter(chunks)))
+        .unwrap();
+    let reply = send(&app, streamed).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.code(), "payload_too_large");
+
+    // At the limit is fine.
+    let small = image_of_at_most(1000);
+    let reply = send(&app, post_infer("image/png", small)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+/// A valid PNG of at most `limit` bytes.
+fn image_of_at_most(limit: usize) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(8, 8, image::Rgb([120, 80, 40]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    assert!(out.len() <= limit);
+    out
+}
+
+#[tokio::test]
+async fn more_pixels_than_allowed_is_refused() {
+    let app = app(ready_state(&["--max-pixels", "200000"]));
+    // coffee.png is 600x400 = 240000 pixels.
+    let reply = send(&app, json_infer(&photo("coffee.png"))).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.code(), "too_many_pixels");
+    // chelsea.png is 451x300 = 135300 pixels.
+    let reply = send(&app, json_infer(&photo("chelsea.png"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+/// CRC-32 (IEEE) as PNG chunks use it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// A 70-byte PNG whose header declares `side`×`side` RGB pixels, followed by the start of a
+/// zlib stream that would inflate to them: a decompression bomb.
+fn png_bomb(side: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    png_chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0xed, 0xc1, 0x01, 0x0d, 0x00],
+    );
+    png
+}
+
+/// A real JPEG whose frame header is rewritten to declare `side`×`side` pixels.
+fn jpeg_bomb(side: u16) -> Vec<u8> {
+    let mut jpeg = photo("coffee-progressive.jpg");
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (0xC0..=0xC2).contains(&w[1]))
+        .expect("a frame header");
+    // FFCx, length (2), precision (1), height (2), width (2).
+    jpeg[sof + 5..sof + 7].copy_from_slice(&side.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&side.to_be_bytes());
+    jpeg
+}
+
+/// A GIF whose logical screen is `side`×`side`.
+fn gif_bomb(side: u16) -> Vec<u8> {
+    let img = image::RgbaImage::from_pixel(4, 4, image::Rgba([1, 2, 3, 255]));
+    let mut gif = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut gif), image::ImageFormat::Gif)
+        .unwrap();
+    gif[6..8].copy_from_slice(&side.to_le_bytes());
+    gif[8..10].copy_from_slice(&side.to_le_bytes());
+    gif
+}
+
+#[tokio::test]
+async fn decompression_bombs_are_refused_from_their_header() {
+    let app = app(ready_state(&[]));
+    let bombs = [
+        ("PNG 30000x30000", png_bomb(30_000)),
+        ("JPEG 65000x65000", jpeg_bomb(65_000)),
+        ("GIF 65535x65535", gif_bomb(65_535)),
+    ];
+    for (name, bomb) in bombs {
+        assert!(
+            bomb.len() < 100_000,
+            "{name} is small: {} bytes",
+            bomb.len()
+        );
+        for request in [json_infer(&bomb), post_infer("image/png", bomb.clone())] {
+            let started = Instant::now();
+            let reply = send(&app, request).await;
+            let elapsed = started.elapsed();
+            assert_eq!(
+                reply.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name}: {}",
+                reply.text
+            );
+            assert_eq!(reply.code(), "too_many_pixels", "{name}: {}", reply.text);
+            // Decoding 900 M pixels would take seconds and gigabytes; the header check takes
+            // microseconds. The bound is loose for a shared, noisy machine.
+            assert!(
+                elapsed < Duration::from_millis(500),
+                "{name} took {elapsed:?}"
+            );
+        }
+    }
+    // The same bomb under the limit is still refused, as a corrupt image (truncated stream).
+    let reply = send(&app, json_infer(&png_bomb(64))).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.code(), "invalid_image");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_the_error_shape() {
+    let app = app(ready_state(&[]));
+    let reply = send(&app, get("/nope")).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.code(), "not_found");
+    let reply = send(&app, get("/infer")).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.code(), "method_not_allowed");
+    let reply = send(
+        &app,
+        Request::delete("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.code(), "method_not_allowed");
+}

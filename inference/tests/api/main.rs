@@ -1,0 +1,12 @@
+//! Tests of the inference service against the real model and real photos: one binary, so the
+//! model is loaded once.
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod classify;
+mod metrics;
+mod metrics_text;
+mod overload;
+mod server;
+mod support;
