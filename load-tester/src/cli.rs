@@ -108,7 +108,16 @@ fn update(bar: &ProgressBar, p: &Progress) {
 pub fn summary(outcome: &RunOutcome) -> String {
     let s = &outcome.stats;
     let mut out = String::new();
-    let _ = writeln!(out, "\nrun {}{}", s.run_id, if outcome.interrupted { " (interrupted)" } else { "" });
+    let _ = writeln!(
+        out,
+        "\nrun {}{}",
+        s.run_id,
+        if outcome.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
     let rows = [
         ("expected", s.total_requests),
         ("sent", s.sent),

@@ -17,7 +17,11 @@ use crate::threshold::Threshold;
 
 /// The `load-tester` command line.
 #[derive(Debug, Parser)]
-#[command(name = "load-tester", version, about = "Open-loop load generator, latency store and reports for the inference harness")]
+#[command(
+    name = "load-tester",
+    version,
+    about = "Open-loop load generator, latency store and reports for the inference harness"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -42,7 +46,12 @@ pub enum ArrivalsArg {
 #[derive(Debug, Clone, Args)]
 pub struct GeneratorArgs {
     /// Base URL of the dispatcher (requests go to <url>/enqueue, samples to <url>/stats).
-    #[arg(long = "dispatcher-url", visible_alias = "dispatcher", env = "DISPATCHER_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long = "dispatcher-url",
+        visible_alias = "dispatcher",
+        env = "DISPATCHER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub dispatcher_url: String,
     /// Workload file: requests per second, one number per second.
     #[arg(long, env = "WORKLOAD_FILE", default_value = "workload.txt")]
@@ -51,7 +60,12 @@ pub struct GeneratorArgs {
     #[arg(long, env = "IMAGES_DIR", default_value = "images")]
     pub images: PathBuf,
     /// Where reports are written (one folder per run).
-    #[arg(long = "reports-dir", visible_alias = "out", env = "REPORTS_DIR", default_value = "reports")]
+    #[arg(
+        long = "reports-dir",
+        visible_alias = "out",
+        env = "REPORTS_DIR",
+        default_value = "reports"
+    )]
     pub reports_dir: PathBuf,
     /// Arrival process inside each second.
     #[arg(long, env = "ARRIVALS", value_enum, default_value = "uniform")]
@@ -103,7 +117,11 @@ pub struct ServeConfig {
     #[arg(long = "http-timeout", env = "HTTP_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub http_timeout: Duration,
     /// Most requests this server handles at once; beyond it: 503 + Retry-After.
-    #[arg(long = "max-connections", env = "MAX_CONNECTIONS", default_value_t = 512)]
+    #[arg(
+        long = "max-connections",
+        env = "MAX_CONNECTIONS",
+        default_value_t = 512
+    )]
     pub max_concurrent_requests: usize,
 }
 
@@ -168,8 +186,7 @@ impl GeneratorArgs {
 
 /// An `http(s)://` base URL.
 pub fn parse_base_url(text: &str) -> Result<Url, Error> {
-    let url = Url::parse(text)
-        .map_err(|e| Error::Config(format!("invalid URL {text:?}: {e}")))?;
+    let url = Url::parse(text).map_err(|e| Error::Config(format!("invalid URL {text:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(Error::Config(format!(
             "expected an http:// or https:// URL, got {text:?}"
@@ -231,8 +248,20 @@ mod tests {
         assert!(serve.auth_token.is_none() && !serve.allow_unauthenticated);
 
         let cli = Cli::try_parse_from([
-            "load-tester", "run", "--dispatcher", "http://d:1", "--out", "r", "--arrivals",
-            "poisson", "--seed", "9", "--fail-on", "p99>500ms", "--fail-on", "failed>0",
+            "load-tester",
+            "run",
+            "--dispatcher",
+            "http://d:1",
+            "--out",
+            "r",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "9",
+            "--fail-on",
+            "p99>500ms",
+            "--fail-on",
+            "failed>0",
         ])
         .unwrap();
         let Command::Run(run) = cli.command else {
@@ -252,7 +281,11 @@ mod tests {
             let mut all = vec!["load-tester", "run"];
             all.extend_from_slice(args);
             match Cli::try_parse_from(all).map(|c| c.command) {
-                Ok(Command::Run(run)) => run.generator.settings().map(|_| ()).map_err(|e| e.to_string()),
+                Ok(Command::Run(run)) => run
+                    .generator
+                    .settings()
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
                 Ok(_) => unreachable!(),
                 Err(e) => Err(e.to_string()),
             }
@@ -263,7 +296,13 @@ mod tests {
         assert!(parse(&["--arrivals", "bursty"]).is_err());
         assert!(parse(&["--drain-timeout", "soon"]).is_err());
         assert!(parse(&["--sample-metric", "http://a/metrics"]).is_err());
-        assert!(parse(&["--sample-metric", "http://a/metrics#autoscaler_desired_replicas"]).is_ok());
+        assert!(
+            parse(&[
+                "--sample-metric",
+                "http://a/metrics#autoscaler_desired_replicas"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             load_tester::run(listener, config, harness_core::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => Ok(load_tester::cli::run(args, harness_core::shutdown_signal()).await),
+        Command::Run(args) => {
+            Ok(load_tester::cli::run(args, harness_core::shutdown_signal()).await)
+        }
     }
 }

@@ -158,7 +158,10 @@ fn find_run(state: &AppState, run_id: Option<&str>) -> Result<Arc<RunState>, Err
 
 /// `GET /runs/current`: the active run, else the most recent one.
 pub async fn current_run(State(state): State<AppState>) -> Result<Json<Progress>, Error> {
-    let run = state.store.active().map_or_else(|| find_run(&state, None), Ok)?;
+    let run = state
+        .store
+        .active()
+        .map_or_else(|| find_run(&state, None), Ok)?;
     Ok(Json(run.progress()))
 }
 
@@ -198,7 +201,10 @@ pub async fn store_latency(
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
 }

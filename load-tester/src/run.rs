@@ -263,7 +263,11 @@ pub async fn execute(run: PreparedRun, metrics: &Metrics, cancel: CancellationTo
 
     let outstanding = lock(&state.ledger).outstanding();
     if !all_in {
-        tracing::warn!(run_id = state.id(), outstanding, "stopped waiting for records");
+        tracing::warn!(
+            run_id = state.id(),
+            outstanding,
+            "stopped waiting for records"
+        );
     }
     let phase = if interrupted {
         Phase::Interrupted

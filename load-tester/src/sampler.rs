@@ -209,7 +209,10 @@ impl Timeline {
 }
 
 /// Runs every sampler once, concurrently, each bounded by `timeout`.
-pub async fn sample_all(samplers: &[std::sync::Arc<dyn Sampler>], timeout: Duration) -> Vec<Sample> {
+pub async fn sample_all(
+    samplers: &[std::sync::Arc<dyn Sampler>],
+    timeout: Duration,
+) -> Vec<Sample> {
     let results = futures::future::join_all(
         samplers
             .iter()
@@ -263,9 +266,14 @@ mod tests {
         let samplers: Vec<std::sync::Arc<dyn Sampler>> = vec![
             std::sync::Arc::new(Failing),
             std::sync::Arc::new(Slow),
-            std::sync::Arc::new(FnSampler(|| vec![Sample::new("replicas", SeriesKind::Replicas, 2.0)])),
+            std::sync::Arc::new(FnSampler(|| {
+                vec![Sample::new("replicas", SeriesKind::Replicas, 2.0)]
+            })),
         ];
         let samples = sample_all(&samplers, Duration::from_millis(50)).await;
-        assert_eq!(samples, [Sample::new("replicas", SeriesKind::Replicas, 2.0)]);
+        assert_eq!(
+            samples,
+            [Sample::new("replicas", SeriesKind::Replicas, 2.0)]
+        );
     }
 }

@@ -172,8 +172,7 @@ impl Slots<'_> {
             // independent and uniform: draw and sort them.
             Arrivals::Poisson { seed } => {
                 let mut rng = second_rng(seed, self.second, 1);
-                self.offsets
-                    .extend((0..count).map(|_| rng.random::<f64>()));
+                self.offsets.extend((0..count).map(|_| rng.random::<f64>()));
                 self.offsets.sort_by(|a, b| b.total_cmp(a));
             }
         }
@@ -244,8 +243,12 @@ mod tests {
     #[test]
     fn poisson_is_seeded_and_roughly_on_rate() {
         let w = workload(&[200; 20]);
-        let a: Vec<Slot> = Plan::new(&w, Arrivals::Poisson { seed: 7 }, None).slots().collect();
-        let b: Vec<Slot> = Plan::new(&w, Arrivals::Poisson { seed: 7 }, None).slots().collect();
+        let a: Vec<Slot> = Plan::new(&w, Arrivals::Poisson { seed: 7 }, None)
+            .slots()
+            .collect();
+        let b: Vec<Slot> = Plan::new(&w, Arrivals::Poisson { seed: 7 }, None)
+            .slots()
+            .collect();
         let c = Plan::new(&w, Arrivals::Poisson { seed: 8 }, None);
         assert_eq!(a, b);
         assert_ne!(a.len() as u64, 0);
@@ -260,7 +263,11 @@ mod tests {
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
         assert!((mean - 0.005).abs() < 0.0005, "mean gap {mean}");
-        assert!((var.sqrt() / mean - 1.0).abs() < 0.1, "cv {}", var.sqrt() / mean);
+        assert!(
+            (var.sqrt() / mean - 1.0).abs() < 0.1,
+            "cv {}",
+            var.sqrt() / mean
+        );
     }
 
     proptest! {

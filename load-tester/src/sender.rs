@@ -161,9 +161,11 @@ impl Generator {
             .await
         {
             Ok(response) => response,
-            Err(err) => return EnqueueOutcome::Error {
-                kind: error_kind(&err),
-            },
+            Err(err) => {
+                return EnqueueOutcome::Error {
+                    kind: error_kind(&err),
+                };
+            }
         };
         let status = response.status();
         // Read the whole body so the connection goes back to the pool.

@@ -21,7 +21,7 @@ use crate::sampler::Timeline;
 const KEEP_RUNS: usize = 16;
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -35,7 +35,10 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 enum Metric {
     /// Distribution name as in `stats.json` without `Ms`, and the statistic.
-    Latency { distribution: String, stat: String },
+    Latency {
+        distribution: String,
+        stat: String,
+    },
     Counter(String),
     FailureRate,
 }
@@ -65,10 +68,24 @@ impl fmt::Display for Violation {
 }
 
 const STATS: [&str; 8] = ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
-const DISTRIBUTIONS: [&str; 5] = ["latency", "queueWait", "inference", "enqueue", "scheduleLag"];
+const DISTRIBUTIONS: [&str; 5] = [
+    "latency",
+    "queueWait",
+    "inference",
+    "enqueue",
+    "scheduleLag",
+];
 const COUNTERS: [&str; 10] = [
-    "sent", "accepted", "rejected", "sendErrors", "completed", "succeeded", "failed", "missing",
-    "duplicates", "unmatched",
+    "sent",
+    "accepted",
+    "rejected",
+    "sendErrors",
+    "completed",
+    "succeeded",
+    "failed",
+    "missing",
+    "duplicates",
+    "unmatched",
 ];
 
 impl Threshold {
@@ -108,17 +125,15 @@ impl Threshold {
     /// `Some` when the condition holds for these stats (the run should fail).
     pub fn check(&self, stats: &Stats) -> Option<Violation> {
         let observed = match &self.metric {
-            Metric::Latency { distribution, stat } => {
-                match stats.latency(distribution).flatten() {
-                    Some(summary) => summary.get(stat),
-                    None => {
-                        return Some(Violation {
-                            threshold: self.text.clone(),
-                            observed: "no samples".into(),
-                        });
-                    }
+            Metric::Latency { distribution, stat } => match stats.latency(distribution).flatten() {
+                Some(summary) => summary.get(stat),
+                None => {
+                    return Some(Violation {
+                        threshold: self.text.clone(),
+                        observed: "no samples".into(),
+                    });
                 }
-            }
+            },
             Metric::Counter(name) => stats.counter(name).map(|c| c as f64),
             Metric::FailureRate => Some(stats.failure_ratio()),
         }?;
@@ -221,13 +236,23 @@ mod tests {
             let t = Threshold::parse(text).unwrap();
             assert_eq!(t.check(&stats).is_some(), *violated, "{text}");
         }
-        let v = Threshold::parse("p99>500ms").unwrap().check(&stats).unwrap();
+        let v = Threshold::parse("p99>500ms")
+            .unwrap()
+            .check(&stats)
+            .unwrap();
         assert_eq!(v.to_string(), "p99>500ms (observed 600.0ms)");
     }
 
     #[test]
     fn bad_conditions_are_explained() {
-        for text in ["p99", "p98>1ms", "p99>fast", "bogus.p99>1", "failed>x", "p99>5m"] {
+        for text in [
+            "p99",
+            "p98>1ms",
+            "p99>fast",
+            "bogus.p99>1",
+            "failed>x",
+            "p99>5m",
+        ] {
             assert!(Threshold::parse(text).is_err(), "{text}");
         }
     }

@@ -89,12 +89,13 @@ impl Workload {
         for (index, raw_line) in text.lines().enumerate() {
             let line = raw_line.split('#').next().unwrap_or_default();
             for (column, token) in tokens(line) {
-                let rate = parse_token(token).map_err(|(offset, problem)| WorkloadError::Syntax {
-                    origin: origin.clone(),
-                    line: index + 1,
-                    column: column + offset,
-                    problem,
-                })?;
+                let rate =
+                    parse_token(token).map_err(|(offset, problem)| WorkloadError::Syntax {
+                        origin: origin.clone(),
+                        line: index + 1,
+                        column: column + offset,
+                        problem,
+                    })?;
                 rates.push(rate);
             }
         }
@@ -236,9 +237,7 @@ mod tests {
     }
 
     fn error(text: &str) -> String {
-        Workload::parse(text, "w.txt")
-            .expect_err(text)
-            .to_string()
+        Workload::parse(text, "w.txt").expect_err(text).to_string()
     }
 
     #[test]
@@ -261,11 +260,26 @@ mod tests {
     #[test]
     fn errors_name_file_line_column_and_expectation() {
         let bad: &[(&str, &str)] = &[
-            ("1, 2\n3, abc", "w.txt:2:4: expected a whole number of requests per second, found \"abc\""),
-            ("1 -5", "w.txt:1:3: expected a rate of 0 or more requests per second, found the negative number \"-5\""),
-            ("2.5", "w.txt:1:1: expected a whole number of requests per second, found the decimal \"2.5\""),
-            ("1\n\n 100001", "w.txt:3:2: expected at most 100000 requests per second"),
-            ("99999999999999999999999", "w.txt:1:1: expected at most 100000"),
+            (
+                "1, 2\n3, abc",
+                "w.txt:2:4: expected a whole number of requests per second, found \"abc\"",
+            ),
+            (
+                "1 -5",
+                "w.txt:1:3: expected a rate of 0 or more requests per second, found the negative number \"-5\"",
+            ),
+            (
+                "2.5",
+                "w.txt:1:1: expected a whole number of requests per second, found the decimal \"2.5\"",
+            ),
+            (
+                "1\n\n 100001",
+                "w.txt:3:2: expected at most 100000 requests per second",
+            ),
+            (
+                "99999999999999999999999",
+                "w.txt:1:1: expected at most 100000",
+            ),
             ("1;2;3", "w.txt:1:2: unexpected separator ';'"),
             ("10|20", "w.txt:1:3: unexpected separator '|'"),
             ("5 1e3", "w.txt:1:3: expected a whole number"),
@@ -275,7 +289,10 @@ mod tests {
         ];
         for (text, want) in bad {
             let got = error(text);
-            assert!(got.starts_with(want), "{text:?}: got {got:?}, want {want:?}");
+            assert!(
+                got.starts_with(want),
+                "{text:?}: got {got:?}, want {want:?}"
+            );
         }
     }
 
@@ -293,7 +310,10 @@ mod tests {
         assert_eq!(ok.total(), 4);
         assert_eq!(ok.peak(), 3);
         let err = Workload::from_numbers(&[1.0, 2.5], "request body").unwrap_err();
-        assert!(err.to_string().starts_with("request body:1:2: expected a whole number"));
+        assert!(
+            err.to_string()
+                .starts_with("request body:1:2: expected a whole number")
+        );
         let err = Workload::from_numbers(&[-1.0], "request body").unwrap_err();
         assert!(err.to_string().contains("negative"));
         assert!(matches!(

@@ -12,30 +12,50 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use load_tester::{FnSampler, ImagePool, RunOptions, RunOutcome, Sample, SeriesKind, Workload};
-use support::{Fate, FakeDispatcher};
+use support::{FakeDispatcher, Fate};
 use tokio::net::TcpListener;
 
 /// A short ramp whose latency grows with load, with some failures: every plot has data.
 async fn run_into(reports: &Path) -> RunOutcome {
     let fate = |seq: u64| match seq {
         s if s % 29 == 4 => Fate::Reject,
-        s if s % 31 == 6 => Fate::Complete { latency_ms: 900.0, outcome: "upstream_timeout".into() },
-        s => Fate::Complete { latency_ms: 20.0 + (s as f64).powf(1.4) + (s * 53 % 40) as f64, outcome: "ok".into() },
+        s if s % 31 == 6 => Fate::Complete {
+            latency_ms: 900.0,
+            outcome: "upstream_timeout".into(),
+        },
+        s => Fate::Complete {
+            latency_ms: 20.0 + (s as f64).powf(1.4) + (s * 53 % 40) as f64,
+            outcome: "ok".into(),
+        },
     };
     let dispatcher = FakeDispatcher::start(Arc::new(fate), Duration::ZERO).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    dispatcher.report_to(format!("http://{}/storeLatency", listener.local_addr().unwrap()));
+    dispatcher.report_to(format!(
+        "http://{}/storeLatency",
+        listener.local_addr().unwrap()
+    ));
     let images = support::image_dir();
-    let (pool, _) = ImagePool::load(images.path().to_owned(), None).await.unwrap();
+    let (pool, _) = ImagePool::load(images.path().to_owned(), None)
+        .await
+        .unwrap();
     let workload = Workload::parse("5, 15, 30 40\n30 # down\n10", "test").unwrap();
-    let mut options = RunOptions::new(workload, Arc::new(pool), dispatcher.url.parse().unwrap(), reports);
+    let mut options = RunOptions::new(
+        workload,
+        Arc::new(pool),
+        dispatcher.url.parse().unwrap(),
+        reports,
+    );
     options.sample_interval = Duration::from_millis(200);
     options.drain_timeout = Duration::from_secs(3);
     // An extra series of the caller's own, as the demo adds its replica count.
     let started = std::time::Instant::now();
     options.samplers.push(Arc::new(FnSampler(move || {
         let desired = 1.0 + (started.elapsed().as_secs_f64() / 1.5).floor();
-        vec![Sample::new("desired replicas", SeriesKind::Replicas, desired)]
+        vec![Sample::new(
+            "desired replicas",
+            SeriesKind::Replicas,
+            desired,
+        )]
     })));
     load_tester::run_load_test(options, listener, |_| {}, std::future::pending())
         .await
@@ -68,12 +88,21 @@ async fn report_folder_has_decodable_plots_and_consistent_html() {
     let outcome = run_into(&reports).await;
     let report = &outcome.report;
     assert_eq!(report.dir, reports.join(&outcome.run_id));
-    assert_eq!(report.plots.len(), 4, "every plot has data: {:?}", report.plots);
+    assert_eq!(
+        report.plots.len(),
+        4,
+        "every plot has data: {:?}",
+        report.plots
+    );
     for plot in &report.plots {
         let (distinct, size) = colours(plot);
         assert_eq!(size, (1200, 560), "{}", plot.display());
         // White, text, grid and at least two series colours, plus antialiasing shades.
-        assert!(distinct >= 8, "{} looks blank: {distinct} colours", plot.display());
+        assert!(
+            distinct >= 8,
+            "{} looks blank: {distinct} colours",
+            plot.display()
+        );
     }
 
     let html = std::fs::read_to_string(&report.html).unwrap();
@@ -86,7 +115,10 @@ async fn report_folder_has_decodable_plots_and_consistent_html() {
     }
     assert!(referenced.len() >= 5, "{referenced:?}");
     for target in &referenced {
-        assert!(!target.contains("://") && !target.starts_with('/'), "not relative: {target}");
+        assert!(
+            !target.contains("://") && !target.starts_with('/'),
+            "not relative: {target}"
+        );
         assert!(report.dir.join(target).is_file(), "{target} does not exist");
     }
     // The headline numbers are on the page.
@@ -104,14 +136,19 @@ async fn report_renders_in_headless_chromium() {
             std::env::var_os("CI").is_none(),
             "/usr/bin/chromium is required in CI (apt-get install chromium)"
         );
-        eprintln!("\n!!!!! SKIPPED report_renders_in_headless_chromium: /usr/bin/chromium is not installed !!!!!\n");
+        eprintln!(
+            "\n!!!!! SKIPPED report_renders_in_headless_chromium: /usr/bin/chromium is not installed !!!!!\n"
+        );
         return;
     }
     let (_keep, reports) = reports_dir();
     let outcome = run_into(&reports).await;
     let profile = tempfile::tempdir().unwrap();
     let shot = reports.join(format!("{}-screenshot.png", outcome.run_id));
-    let url = format!("file://{}", outcome.report.html.canonicalize().unwrap().display());
+    let url = format!(
+        "file://{}",
+        outcome.report.html.canonicalize().unwrap().display()
+    );
     let output = tokio::task::spawn_blocking({
         let (shot, profile) = (shot.clone(), profile.path().to_owned());
         move || {

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use load_tester::{Arrivals, ImagePool, RunOptions, RunOutcome, Workload, run_load_test};
-use support::{Fate, FakeDispatcher};
+use support::{FakeDispatcher, Fate};
 use tokio::net::TcpListener;
 
 async fn options(dispatcher: &FakeDispatcher, rates: &[f64], reports: &Path) -> RunOptions {
     let images = support::image_dir();
-    let (pool, _) = ImagePool::load(images.path().to_owned(), None).await.unwrap();
+    let (pool, _) = ImagePool::load(images.path().to_owned(), None)
+        .await
+        .unwrap();
     let workload = Workload::from_numbers(rates, "test").unwrap();
     let mut options = RunOptions::new(
         workload,
@@ -45,7 +47,10 @@ async fn run(options: RunOptions, listener: TcpListener) -> RunOutcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_second_gets_its_rate_evenly_spread() {
     let dispatcher = FakeDispatcher::start(
-        Arc::new(|_| Fate::Complete { latency_ms: 5.0, outcome: "ok".into() }),
+        Arc::new(|_| Fate::Complete {
+            latency_ms: 5.0,
+            outcome: "ok".into(),
+        }),
         Duration::ZERO,
     )
     .await;
@@ -81,8 +86,14 @@ async fn each_second_gets_its_rate_evenly_spread() {
     let p95 = errors_ms[errors_ms.len() * 95 / 100];
     // Arrival is measured by the target after the HTTP round trip starts, on a shared
     // 2-core machine: allow a few ms, but nowhere near a bunching of the second.
-    assert!(errors_ms[0] > -2.0, "arrived before its intended time: {errors_ms:?}");
-    assert!(p95 < 15.0, "p95 of arrival error {p95:.2} ms: {errors_ms:?}");
+    assert!(
+        errors_ms[0] > -2.0,
+        "arrived before its intended time: {errors_ms:?}"
+    );
+    assert!(
+        p95 < 15.0,
+        "p95 of arrival error {p95:.2} ms: {errors_ms:?}"
+    );
     assert_eq!(outcome.stats.succeeded, 80);
     assert_eq!(outcome.stats.missing, 0);
     assert!(!outcome.interrupted);
@@ -117,8 +128,14 @@ async fn report_numbers_match_an_independent_computation() {
     let fate = |seq: u64| match seq {
         s if s % 13 == 5 => Fate::Reject,
         s if s % 11 == 3 => Fate::Lose,
-        s if s % 7 == 1 => Fate::Complete { latency_ms: 30_000.0, outcome: "upstream_timeout".into() },
-        s => Fate::Complete { latency_ms: 3.0 + (s * 37 % 400) as f64 * 1.7, outcome: "ok".into() },
+        s if s % 7 == 1 => Fate::Complete {
+            latency_ms: 30_000.0,
+            outcome: "upstream_timeout".into(),
+        },
+        s => Fate::Complete {
+            latency_ms: 3.0 + (s * 37 % 400) as f64 * 1.7,
+            outcome: "ok".into(),
+        },
     };
     let dispatcher = FakeDispatcher::start(Arc::new(fate), Duration::ZERO).await;
     dispatcher.duplicate(2);
@@ -138,12 +155,20 @@ async fn report_numbers_match_an_independent_computation() {
             "attempts": 0, "outcome": "shutdown", "httpStatus": null, "label": null,
             "endpoint": null
         });
-        reqwest::Client::new().post(receiver_url).json(&record).send().await.unwrap()
+        reqwest::Client::new()
+            .post(receiver_url)
+            .json(&record)
+            .send()
+            .await
+            .unwrap()
     });
     let outcome = run(options, listener).await;
     let stray = stray.await.unwrap();
     assert_eq!(stray.status(), 200);
-    assert_eq!(stray.json::<serde_json::Value>().await.unwrap()["unmatched"], 1);
+    assert_eq!(
+        stray.json::<serde_json::Value>().await.unwrap()["unmatched"],
+        1
+    );
 
     let mut ok = Vec::new();
     let (mut rejected, mut lost, mut failed) = (0, 0, 0);
@@ -166,8 +191,11 @@ async fn report_numbers_match_an_independent_computation() {
     assert_eq!(s.missing, lost + 10, "lost records plus the 10 never sent");
     assert_eq!(s.duplicates, 1);
     assert_eq!(s.send_errors, 0);
-    let want: BTreeMap<String, u64> =
-        [("queue_full".to_owned(), rejected), ("upstream_timeout".to_owned(), failed)].into();
+    let want: BTreeMap<String, u64> = [
+        ("queue_full".to_owned(), rejected),
+        ("upstream_timeout".to_owned(), failed),
+    ]
+    .into();
     assert_eq!(s.failures_by_code, want);
     assert!(s.missing_ids_sample.contains(&format!("{}-3", s.run_id)));
 
@@ -175,12 +203,25 @@ async fn report_numbers_match_an_independent_computation() {
     assert_eq!(latency.count, ok.len() as u64);
     let close = |got: f64, want: f64, what: &str| {
         // 3 significant digits: within 0.1 % (plus the 1 µs unit).
-        assert!((got - want).abs() <= want * 0.001 + 0.001, "{what}: got {got}, want {want}");
+        assert!(
+            (got - want).abs() <= want * 0.001 + 0.001,
+            "{what}: got {got}, want {want}"
+        );
     };
     close(latency.min, ok[0], "min");
     close(latency.max, *ok.last().unwrap(), "max");
-    close(latency.mean, ok.iter().sum::<f64>() / ok.len() as f64, "mean");
-    for (got, q) in [(latency.p50, 0.5), (latency.p90, 0.9), (latency.p95, 0.95), (latency.p99, 0.99), (latency.p999, 0.999)] {
+    close(
+        latency.mean,
+        ok.iter().sum::<f64>() / ok.len() as f64,
+        "mean",
+    );
+    for (got, q) in [
+        (latency.p50, 0.5),
+        (latency.p90, 0.9),
+        (latency.p95, 0.95),
+        (latency.p99, 0.99),
+        (latency.p999, 0.999),
+    ] {
         close(got, percentile(&ok, q), &format!("p{q}"));
     }
     let queue = s.queue_wait_ms.unwrap();
@@ -199,7 +240,10 @@ async fn report_numbers_match_an_independent_computation() {
 async fn a_full_concurrency_cap_delays_sends_and_records_the_lag() {
     // Answers take 300 ms; two in flight at most; 20 requests in one second.
     let dispatcher = FakeDispatcher::start(
-        Arc::new(|_| Fate::Complete { latency_ms: 1.0, outcome: "ok".into() }),
+        Arc::new(|_| Fate::Complete {
+            latency_ms: 1.0,
+            outcome: "ok".into(),
+        }),
         Duration::from_millis(300),
     )
     .await;
@@ -221,7 +265,10 @@ async fn a_full_concurrency_cap_delays_sends_and_records_the_lag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_sending_and_still_writes_the_report() {
     let dispatcher = FakeDispatcher::start(
-        Arc::new(|_| Fate::Complete { latency_ms: 2.0, outcome: "ok".into() }),
+        Arc::new(|_| Fate::Complete {
+            latency_ms: 2.0,
+            outcome: "ok".into(),
+        }),
         Duration::ZERO,
     )
     .await;
@@ -248,9 +295,15 @@ async fn shutdown_stops_sending_and_still_writes_the_report() {
 #[tokio::test]
 async fn an_unreachable_dispatcher_fails_before_sending() {
     // A port nobody listens on: bind, then drop.
-    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let images = support::image_dir();
-    let (pool, _) = ImagePool::load(images.path().to_owned(), None).await.unwrap();
+    let (pool, _) = ImagePool::load(images.path().to_owned(), None)
+        .await
+        .unwrap();
     let options = RunOptions::new(
         Workload::parse("5", "w").unwrap(),
         Arc::new(pool),

@@ -14,7 +14,7 @@ use clap::Parser as _;
 use http_body_util::BodyExt as _;
 use load_tester::{Cli, Command, ServeConfig};
 use serde_json::{Value, json};
-use support::{Fate, FakeDispatcher};
+use support::{FakeDispatcher, Fate};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -37,7 +37,11 @@ async fn call(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value,
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
 }
 
 fn post_json(uri: &str, body: &str, token: Option<&str>) -> Request<Body> {
@@ -54,12 +58,33 @@ fn get(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn errors_have_the_project_shape() {
-    let app = app(serve_config(&["--auth-token", "s3cret", "--max-body-bytes", "2048"]));
+    let app = app(serve_config(&[
+        "--auth-token",
+        "s3cret",
+        "--max-body-bytes",
+        "2048",
+    ]));
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (post_json("/runLoadTest", "{}", None), StatusCode::UNAUTHORIZED, "unauthorized"),
-        (post_json("/runLoadTest", "{}", Some("wrong")), StatusCode::UNAUTHORIZED, "unauthorized"),
-        (post_json("/generateReport", "{}", None), StatusCode::UNAUTHORIZED, "unauthorized"),
-        (post_json("/generateReport", "{}", Some("s3cret")), StatusCode::NOT_FOUND, "no_run"),
+        (
+            post_json("/runLoadTest", "{}", None),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            post_json("/runLoadTest", "{}", Some("wrong")),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            post_json("/generateReport", "{}", None),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            post_json("/generateReport", "{}", Some("s3cret")),
+            StatusCode::NOT_FOUND,
+            "no_run",
+        ),
         (
             post_json("/runLoadTest", r#"{"workload":[1,2.5]}"#, Some("s3cret")),
             StatusCode::BAD_REQUEST,
@@ -75,9 +100,15 @@ async fn errors_have_the_project_shape() {
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
-        (post_json("/storeLatency", "{not json", None), StatusCode::BAD_REQUEST, "invalid_json"),
         (
-            Request::post("/storeLatency").body(Body::from("[]")).unwrap(),
+            post_json("/storeLatency", "{not json", None),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            Request::post("/storeLatency")
+                .body(Body::from("[]"))
+                .unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
@@ -89,18 +120,30 @@ async fn errors_have_the_project_shape() {
         (get("/runs/current"), StatusCode::NOT_FOUND, "no_run"),
         (get("/runs/nope"), StatusCode::NOT_FOUND, "run_not_found"),
         (get("/nowhere"), StatusCode::NOT_FOUND, "not_found"),
-        (get("/storeLatency"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (
+            get("/storeLatency"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
     ];
     for (request, status, code) in cases {
         let what = format!("{} {}", request.method(), request.uri());
         let (got, body, text) = call(&app, request).await;
         assert_eq!(got, status, "{what}: {text}");
         assert_eq!(body["error"]["code"], code, "{what}: {text}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let (_, body, _) = call(
         &app,
-        post_json("/runLoadTest", r#"{"workload":"1, 2\n3; 4"}"#, Some("s3cret")),
+        post_json(
+            "/runLoadTest",
+            r#"{"workload":"1, 2\n3; 4"}"#,
+            Some("s3cret"),
+        ),
     )
     .await;
     assert_eq!(
@@ -117,8 +160,11 @@ async fn store_latency_takes_one_or_many_and_counts_strangers() {
                "queueWaitMs": 1.0, "inferenceMs": 3.0, "latencyMs": 4.0, "attempts": 1,
                "outcome": "ok", "httpStatus": 200, "label": "x", "endpoint": null})
     };
-    let (status, body, _) =
-        call(&app, post_json("/storeLatency", &record("nobody-1").to_string(), None)).await;
+    let (status, body, _) = call(
+        &app,
+        post_json("/storeLatency", &record("nobody-1").to_string(), None),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"stored": 0, "unmatched": 1}));
     let many = json!([record("a-1"), record("no-dash")]).to_string();
@@ -126,7 +172,10 @@ async fn store_latency_takes_one_or_many_and_counts_strangers() {
     assert_eq!(body, json!({"stored": 0, "unmatched": 2}));
     let (status, _, metrics) = call(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(metrics.contains("loadtest_records_rejected_total{reason=\"unmatched\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("loadtest_records_rejected_total{reason=\"unmatched\"} 3"),
+        "{metrics}"
+    );
     assert!(metrics.contains("loadtest_run_active 0"));
     assert!(metrics.contains("process_resident_memory_bytes"));
     let (status, _, text) = call(&app, get("/healthz")).await;
@@ -156,7 +205,10 @@ async fn a_run_over_http_from_start_to_report() {
     let dispatcher = FakeDispatcher::start(
         Arc::new(|seq| match seq {
             s if s % 10 == 9 => Fate::Lose,
-            _ => Fate::Complete { latency_ms: 12.0, outcome: "ok".into() },
+            _ => Fate::Complete {
+                latency_ms: 12.0,
+                outcome: "ok".into(),
+            },
         }),
         Duration::ZERO,
     )
@@ -167,14 +219,23 @@ async fn a_run_over_http_from_start_to_report() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     dispatcher.report_to(format!("{base}/storeLatency"));
     let config = serve_config(&[
-        "--auth-token", "t0k",
-        "--images", images.path().to_str().unwrap(),
-        "--reports-dir", reports.path().to_str().unwrap(),
-        "--dispatcher-url", "http://127.0.0.1:9", // overridden per run below
-        "--drain-timeout", "1s",
+        "--auth-token",
+        "t0k",
+        "--images",
+        images.path().to_str().unwrap(),
+        "--reports-dir",
+        reports.path().to_str().unwrap(),
+        "--dispatcher-url",
+        "http://127.0.0.1:9", // overridden per run below
+        "--drain-timeout",
+        "1s",
     ]);
     let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(load_tester::run(listener, config, stop.clone().cancelled_owned()));
+    let server = tokio::spawn(load_tester::run(
+        listener,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
     let client = reqwest::Client::new();
     let start = || {
         client
@@ -196,7 +257,14 @@ async fn a_run_over_http_from_start_to_report() {
     let progress = wait_done(&client, &base, &run_id).await;
     assert_eq!(progress["sent"], 30);
     assert_eq!(progress["completed"], 27);
-    let current: Value = client.get(format!("{base}/runs/current")).send().await.unwrap().json().await.unwrap();
+    let current: Value = client
+        .get(format!("{base}/runs/current"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(current["runId"], run_id.as_str());
 
     let report = client
@@ -210,7 +278,11 @@ async fn a_run_over_http_from_start_to_report() {
     let report: Value = report.json().await.unwrap();
     assert_eq!(report["runId"], run_id.as_str());
     assert_eq!(report["stats"]["totalRequests"], 35);
-    assert_eq!(report["stats"]["missing"], 3 + 5, "3 lost records and 5 never sent");
+    assert_eq!(
+        report["stats"]["missing"],
+        3 + 5,
+        "3 lost records and 5 never sent"
+    );
     // 3 significant digits: within 0.1 %.
     let p50 = report["stats"]["latencyMs"]["p50"].as_f64().unwrap();
     assert!((p50 - 12.0).abs() <= 0.012, "p50 {p50}");

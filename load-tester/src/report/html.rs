@@ -90,17 +90,36 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
     );
 
     out.push_str("<div class=\"cards\">");
-    card(&mut out, "requests expected", &s.total_requests.to_string(), false);
+    card(
+        &mut out,
+        "requests expected",
+        &s.total_requests.to_string(),
+        false,
+    );
     card(&mut out, "succeeded", &s.succeeded.to_string(), false);
     let failures = s.rejected + s.send_errors + s.failed;
-    card(&mut out, "failed (all kinds)", &failures.to_string(), failures > 0);
+    card(
+        &mut out,
+        "failed (all kinds)",
+        &failures.to_string(),
+        failures > 0,
+    );
     card(&mut out, "missing", &s.missing.to_string(), s.missing > 0);
-    card(&mut out, "throughput", &format!("{:.1}/s", s.throughput_per_second), false);
-    let p99 = s.latency_ms.map_or("–".to_owned(), |l| format!("{:.0} ms", l.p99));
+    card(
+        &mut out,
+        "throughput",
+        &format!("{:.1}/s", s.throughput_per_second),
+        false,
+    );
+    let p99 = s
+        .latency_ms
+        .map_or("–".to_owned(), |l| format!("{:.0} ms", l.p99));
     card(&mut out, "p99 latency", &p99, false);
     out.push_str("</div>\n");
 
-    out.push_str("<h2>Requests</h2>\n<table><thead><tr><th>count</th><th>value</th></tr></thead><tbody>\n");
+    out.push_str(
+        "<h2>Requests</h2>\n<table><thead><tr><th>count</th><th>value</th></tr></thead><tbody>\n",
+    );
     for (name, value) in [
         ("planned by the schedule", s.planned.to_string()),
         ("expected (totalRequests)", s.total_requests.to_string()),
@@ -114,11 +133,22 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
         ("missing (no outcome known)", s.missing.to_string()),
         ("duplicate records", s.duplicates.to_string()),
         ("unmatched records", s.unmatched.to_string()),
-        ("sends that waited for the concurrency cap", s.concurrency_cap_hits.to_string()),
+        (
+            "sends that waited for the concurrency cap",
+            s.concurrency_cap_hits.to_string(),
+        ),
         ("duration (s)", format!("{:.1}", s.duration_seconds)),
-        ("throughput (succeeded/s)", format!("{:.2}", s.throughput_per_second)),
+        (
+            "throughput (succeeded/s)",
+            format!("{:.2}", s.throughput_per_second),
+        ),
     ] {
-        let _ = writeln!(out, "<tr><td>{}</td><td>{}</td></tr>", escape(name), escape(&value));
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&value)
+        );
     }
     out.push_str("</tbody></table>\n");
 
@@ -127,11 +157,27 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
          <th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th>\
          <th>p99.9</th><th>max</th></tr></thead><tbody>\n",
     );
-    latency_row(&mut out, "end-to-end (queue wait + inference)", s.latency_ms.as_ref());
+    latency_row(
+        &mut out,
+        "end-to-end (queue wait + inference)",
+        s.latency_ms.as_ref(),
+    );
     latency_row(&mut out, "queue wait", s.queue_wait_ms.as_ref());
-    latency_row(&mut out, "inference (incl. retries)", s.inference_ms.as_ref());
-    latency_row(&mut out, "enqueue (client, from intended send)", s.enqueue_ms.as_ref());
-    latency_row(&mut out, "schedule lag (generator)", s.schedule_lag_ms.as_ref());
+    latency_row(
+        &mut out,
+        "inference (incl. retries)",
+        s.inference_ms.as_ref(),
+    );
+    latency_row(
+        &mut out,
+        "enqueue (client, from intended send)",
+        s.enqueue_ms.as_ref(),
+    );
+    latency_row(
+        &mut out,
+        "schedule lag (generator)",
+        s.schedule_lag_ms.as_ref(),
+    );
     out.push_str(
         "</tbody></table>\n<p class=\"note\">Percentiles come from HDR histograms with 3 \
          significant digits. Enqueue times are measured from the <em>intended</em> send time, \
@@ -195,6 +241,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -33,9 +33,8 @@ const INK: RGBColor = RGBColor(40, 40, 40);
 /// Registers the embedded font once per process.
 fn ensure_font() -> PlotResult {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok()
-    });
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
     if ok {
         Ok(())
     } else {
@@ -73,7 +72,11 @@ fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)
 /// p50/p95/p99 of successful requests by the second they were sent in. Returns false (and
 /// draws nothing) when no second has data.
 pub fn latency_over_time(path: &Path, seconds: &[SecondBin]) -> PlotResult<bool> {
-    let quantiles = [("p50", 0.50, BLUE), ("p95", 0.95, ORANGE), ("p99", 0.99, VERMILION)];
+    let quantiles = [
+        ("p50", 0.50, BLUE),
+        ("p95", 0.95, ORANGE),
+        ("p99", 0.99, VERMILION),
+    ];
     let per_second: Vec<Option<[f64; 3]>> = seconds
         .iter()
         .map(|bin| {
@@ -81,13 +84,20 @@ pub fn latency_over_time(path: &Path, seconds: &[SecondBin]) -> PlotResult<bool>
             Some(quantiles.map(|(_, q, _)| h.value_at_quantile(q) as f64 / 1000.0))
         })
         .collect();
-    let y_max = per_second.iter().flatten().map(|v| v[2]).fold(0.0, f64::max);
+    let y_max = per_second
+        .iter()
+        .flatten()
+        .map(|v| v[2])
+        .fold(0.0, f64::max);
     if y_max == 0.0 {
         return Ok(false);
     }
     let root = canvas(path)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by send second (dispatcher-reported, successful requests)", (FAMILY, 26))
+        .caption(
+            "Latency by send second (dispatcher-reported, successful requests)",
+            (FAMILY, 26),
+        )
         .margin(20)
         .x_label_area_size(56)
         .y_label_area_size(80)
@@ -106,7 +116,11 @@ pub fn latency_over_time(path: &Path, seconds: &[SecondBin]) -> PlotResult<bool>
         // One line per run of consecutive seconds with data, so gaps stay gaps.
         let mut labelled = false;
         let mut segment: Vec<(f64, f64)> = Vec::new();
-        for (second, values) in per_second.iter().enumerate().chain([(per_second.len(), &None)]) {
+        for (second, values) in per_second
+            .iter()
+            .enumerate()
+            .chain([(per_second.len(), &None)])
+        {
             match values {
                 Some(v) => segment.push((second as f64 + 0.5, v[i])),
                 None if !segment.is_empty() => {
@@ -171,7 +185,10 @@ pub fn latency_distribution(path: &Path, latency: &Histogram<u64>) -> PlotResult
         .draw()?;
     chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
         let x0 = i as f64 * width;
-        Rectangle::new([(x0, 0.0), (x0 + width * 0.92, c as f64)], BLUE.mix(0.85).filled())
+        Rectangle::new(
+            [(x0, 0.0), (x0 + width * 0.92, c as f64)],
+            BLUE.mix(0.85).filled(),
+        )
     }))?;
 
     // CDF over the whole range, with the headline percentiles marked.
@@ -199,7 +216,11 @@ pub fn latency_distribution(path: &Path, latency: &Histogram<u64>) -> PlotResult
         .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?
         .label("CDF")
         .legend(legend_line(BLUE));
-    for (name, q, color) in [("p50", 0.5, GREEN), ("p90", 0.9, ORANGE), ("p99", 0.99, VERMILION)] {
+    for (name, q, color) in [
+        ("p50", 0.5, GREEN),
+        ("p90", 0.9, ORANGE),
+        ("p99", 0.99, VERMILION),
+    ] {
         let x = ms(latency.value_at_quantile(q));
         chart
             .draw_series(LineSeries::new(
@@ -236,7 +257,10 @@ pub fn throughput(path: &Path, rates: &[u32], seconds: &[SecondBin]) -> PlotResu
 
     let root = canvas(path)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Offered vs sent vs completed requests per second", (FAMILY, 26))
+        .caption(
+            "Offered vs sent vs completed requests per second",
+            (FAMILY, 26),
+        )
         .margin(20)
         .x_label_area_size(56)
         .y_label_area_size(80)
@@ -257,13 +281,19 @@ pub fn throughput(path: &Path, rates: &[u32], seconds: &[SecondBin]) -> PlotResu
         .enumerate()
         .flat_map(|(s, &r)| [(s as f64, f64::from(r)), (s as f64 + 1.0, f64::from(r))]);
     chart
-        .draw_series(AreaSeries::new(offered, 0.0, GREY.mix(0.25)).border_style(GREY.stroke_width(2)))?
+        .draw_series(
+            AreaSeries::new(offered, 0.0, GREY.mix(0.25)).border_style(GREY.stroke_width(2)),
+        )?
         .label("offered (workload)")
         .legend(legend_line(GREY));
     for (name, points, color) in [
         ("sent", sent, BLUE),
         ("completed ok (by completion time)", succeeded, GREEN),
-        ("failed (rejected, errors, failed outcomes)", failed, VERMILION),
+        (
+            "failed (rejected, errors, failed outcomes)",
+            failed,
+            VERMILION,
+        ),
     ] {
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
@@ -332,7 +362,10 @@ pub fn queue_and_replicas(path: &Path, timeline: &Timeline) -> PlotResult<bool> 
                 let color = queue_colors[q % queue_colors.len()];
                 q += 1;
                 chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))?
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))?
                     .label(format!("{name} (left axis)"))
                     .legend(legend_line(color));
             }

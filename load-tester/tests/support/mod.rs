@@ -16,8 +16,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use harness_core::wire::{
-    DispatcherStats, EndpointState, EndpointStats, EnqueueRequest, EnqueueResponse,
-    LatencyRecord, now_unix_millis,
+    DispatcherStats, EndpointState, EndpointStats, EnqueueRequest, EnqueueResponse, LatencyRecord,
+    now_unix_millis,
 };
 use tokio::net::TcpListener;
 
@@ -113,7 +113,12 @@ async fn enqueue(State(t): State<Target>, Json(body): Json<EnqueueRequest>) -> R
     let seq: u64 = id.rsplit_once('-').unwrap().1.parse().unwrap();
     let queue_length = {
         let mut arrivals = t.arrivals.lock().unwrap();
-        arrivals.push(Arrival { id: id.clone(), seq, at_unix_ms, image });
+        arrivals.push(Arrival {
+            id: id.clone(),
+            seq,
+            at_unix_ms,
+            image,
+        });
         arrivals.len()
     };
     if !t.answer_delay.is_zero() {
@@ -124,7 +129,10 @@ async fn enqueue(State(t): State<Target>, Json(body): Json<EnqueueRequest>) -> R
             harness_core::api_error::overloaded_response("queue_full", "queue is full", 1)
         }
         Fate::Lose => accepted(id, queue_length),
-        Fate::Complete { latency_ms, outcome } => {
+        Fate::Complete {
+            latency_ms,
+            outcome,
+        } => {
             let ok = outcome == "ok";
             let record = LatencyRecord {
                 id: id.clone(),
@@ -151,14 +159,20 @@ async fn enqueue(State(t): State<Target>, Json(body): Json<EnqueueRequest>) -> R
 }
 
 fn accepted(id: String, queue_length: usize) -> Response {
-    (StatusCode::ACCEPTED, Json(EnqueueResponse { id, queue_length })).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(EnqueueResponse { id, queue_length }),
+    )
+        .into_response()
 }
 
 /// Sends the outbox every 100 ms: arrays normally, a lone record as a single object.
 async fn flush_loop(t: Target) {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let Some(url) = t.report_url.lock().unwrap().clone() else { continue };
+        let Some(url) = t.report_url.lock().unwrap().clone() else {
+            continue;
+        };
         let batch: Vec<LatencyRecord> = std::mem::take(&mut *t.outbox.lock().unwrap());
         let request = match batch.len() {
             0 => continue,
@@ -200,9 +214,11 @@ async fn stats(State(t): State<Target>) -> Json<DispatcherStats> {
 pub fn image_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (i, name) in ["a.png", "b.jpg", "c.png"].iter().enumerate() {
-        image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, i as u8 * 80]))
-            .save(dir.path().join(name))
-            .unwrap();
+        image::RgbImage::from_fn(8, 8, |x, y| {
+            image::Rgb([x as u8 * 30, y as u8 * 30, i as u8 * 80])
+        })
+        .save(dir.path().join(name))
+        .unwrap();
     }
     dir
 }
