@@ -71,6 +71,10 @@ pub fn decode_dynamic(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImag
     if !ACCEPTED.contains(&format) {
         return Err(Error::NotAnImage);
     }
+    if format == ImageFormat::Jpeg {
+        // The JPEG decoder pads a truncated scan with grey instead of failing.
+        jpeg_is_complete(bytes)?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits.image_limits());
     // Reads the header only.
@@ -97,6 +101,57 @@ pub fn decode_dynamic(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImag
         )));
     }
     DynamicImage::from_decoder(decoder).map_err(image_error)
+}
+
+/// Walks the JPEG marker structure from SOI to EOI: segments by their length, entropy-coded
+/// data up to the next marker. Data after EOI (camera trailers, motion-photo videos) is fine; a
+/// stream that ends before EOI is truncated. An EOI inside an embedded EXIF thumbnail does not
+/// count, since whole segments are skipped by length.
+fn jpeg_is_complete(bytes: &[u8]) -> Result<(), Error> {
+    const SOS: u8 = 0xDA;
+    const EOI: u8 = 0xD9;
+    let truncated = || Error::InvalidImage("the JPEG data is truncated (no end of image)".into());
+    let mut at = 2; // after SOI
+    loop {
+        // A marker: 0xFF, optional fill bytes 0xFF, then the marker code.
+        if *bytes.get(at).ok_or_else(truncated)? != 0xFF {
+            return Err(Error::InvalidImage(format!(
+                "JPEG marker expected at byte {at}"
+            )));
+        }
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let marker = *bytes.get(at).ok_or_else(truncated)?;
+        at += 1;
+        match marker {
+            EOI => return Ok(()),
+            // Standalone markers: RSTn, TEM, SOI.
+            0xD0..=0xD8 | 0x01 => continue,
+            _ => {}
+        }
+        let length = bytes
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or_else(truncated)?;
+        at += length;
+        if marker == SOS {
+            // Entropy-coded data: runs to the next 0xFF that is neither a stuffed 0xFF00 nor
+            // a restart marker.
+            loop {
+                let ff = bytes
+                    .get(at..)
+                    .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
+                    .ok_or_else(truncated)?;
+                at += ff;
+                match bytes.get(at + 1) {
+                    None => return Err(truncated()),
+                    Some(0x00 | 0xD0..=0xD7) => at += 2,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
 }
 
 fn image_error(err: ImageError) -> Error {
@@ -139,6 +194,56 @@ mod tests {
         let err = decode(&png(40, 30), &DecodeLimits::new(40 * 30 - 1)).unwrap_err();
         assert_eq!(err.code(), "too_many_pixels", "{err}");
         assert!(decode(&png(40, 30), &DecodeLimits::new(40 * 30)).is_ok());
+    }
+
+    fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        DynamicImage::ImageRgb8(img.clone())
+            .write_to(&mut Cursor::new(&mut out), format)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_format_decodes_whole_and_fails_truncated() {
+        let img: RgbImage =
+            ImageBuffer::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 99]));
+        let limits = DecodeLimits::new(1_000_000);
+        for format in ACCEPTED {
+            let bytes = encode(&img, *format);
+            let decoded = decode(&bytes, &limits).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(decoded.dimensions(), (64, 48), "{format:?}");
+            // Cut inside the pixel data (the last bytes of a PNG are a trailer chunk).
+            for cut in [bytes.len() / 2, bytes.len() * 9 / 10] {
+                let err = decode(&bytes[..cut], &limits).err().unwrap_or_else(|| {
+                    panic!("{format:?} cut at {cut} of {} decodes", bytes.len())
+                });
+                assert_eq!(
+                    err.code(),
+                    "invalid_image",
+                    "{format:?} cut at {cut}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn jpeg_completeness_follows_the_marker_structure() {
+        let img: RgbImage = ImageBuffer::from_fn(40, 40, |x, y| Rgb([x as u8 * 6, y as u8 * 6, 0]));
+        let jpeg = encode(&img, ImageFormat::Jpeg);
+        assert!(jpeg_is_complete(&jpeg).is_ok());
+        // A trailer after EOI is allowed.
+        let mut trailer = jpeg.clone();
+        trailer.extend_from_slice(b"....ftypmp42 and a video");
+        assert!(jpeg_is_complete(&trailer).is_ok());
+        // An EOI inside a segment (an EXIF thumbnail) does not end the image.
+        let mut with_app1 = jpeg[..2].to_vec();
+        with_app1.extend_from_slice(&[0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0xFF, 0xD9]);
+        with_app1.extend_from_slice(&jpeg[2..jpeg.len() / 2]);
+        assert!(jpeg_is_complete(&with_app1).is_err());
+        for cut in 3..jpeg.len() - 1 {
+            assert!(jpeg_is_complete(&jpeg[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -24,9 +24,6 @@
 //! - [`metrics`]: the Prometheus registry of one instance.
 //! - [`error`]: the [`Error`] enum, its codes and its HTTP responses.
 
-// Tests state their expectations with unwrap: a panic there is the failure report.
-#![cfg_attr(test, allow(clippy::unwrap_used))]
-
 pub mod config;
 pub mod cpu_quota;
 pub mod decode;

@@ -100,6 +100,15 @@ async fn the_bad_input_matrix() {
             "invalid_image",
         ),
         (
+            "truncated JPEG",
+            post_infer("image/jpeg", {
+                let jpeg = photo("china.jpg");
+                jpeg[..jpeg.len() / 2].to_vec()
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_image",
+        ),
+        (
             "PNG header only",
             post_infer("image/png", coffee[..60].to_vec()),
             StatusCode::UNPROCESSABLE_ENTITY,
