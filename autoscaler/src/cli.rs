@@ -1,0 +1,252 @@
+//! Command line: `autoscaler serve`, `autoscaler simulate`, `autoscaler workload`.
+//!
+//! Every setting of `serve` has a flag, an environment variable (what the Helm chart sets) and
+//! a default. `simulate` and `workload` are interactive tools: their own flags have no
+//! environment variables, so that a shell configured for `serve` cannot change a simulation
+//! behind the user's back; the tuning file and its overrides are shared with `serve` on
+//! purpose (simulate what you deploy).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{ConfigError, Tuning, TuningOverrides};
+use crate::controller::ControllerSettings;
+use crate::policy::PolicySpec;
+
+/// The `autoscaler` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "autoscaler",
+    version,
+    about = "Predictive autoscaler for the inference service, and a scaling-policy simulator"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller against a Deployment, with /metrics, /healthz and /status.
+    Serve(ServeConfig),
+    /// Replay a workload through a model of the pipeline under several policies.
+    Simulate(SimulateArgs),
+    /// Write one of the shipped synthetic workloads.
+    Workload(WorkloadArgs),
+}
+
+/// Where telemetry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// The Prometheus HTTP API.
+    Prometheus,
+    /// The dispatcher's (and inference replicas') /metrics.
+    Dispatcher,
+}
+
+/// `autoscaler serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address of the HTTP server.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8090")]
+    pub listen: String,
+    /// The tuning file (YAML); built-in defaults when unset.
+    #[arg(long, env = "AUTOSCALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Time between decisions.
+    #[arg(long, env = "SCALE_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// predictive, hpa, queue or static:N.
+    #[arg(long, env = "SCALING_POLICY", default_value = "predictive")]
+    pub policy: PolicySpec,
+    #[arg(
+        long,
+        env = "TELEMETRY_SOURCE",
+        value_enum,
+        default_value = "prometheus"
+    )]
+    pub source: SourceKind,
+    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
+    pub prometheus_url: String,
+    #[arg(
+        long,
+        env = "DISPATCHER_METRICS_URL",
+        default_value = "http://127.0.0.1:8080/metrics"
+    )]
+    pub dispatcher_metrics_url: String,
+    /// With `--source dispatcher`: inference replicas' /metrics URLs (repeatable; env
+    /// comma-separated) for utilisation and the measured service rate.
+    #[arg(
+        long = "inference-metrics-url",
+        env = "INFERENCE_METRICS_URLS",
+        value_delimiter = ','
+    )]
+    pub inference_metrics_urls: Vec<String>,
+    /// Namespace of the Deployment (default: the pod's own namespace in a cluster, else the
+    /// kubeconfig context's).
+    #[arg(long, env = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The Deployment to scale.
+    #[arg(long, env = "TARGET_DEPLOYMENT", default_value = "inference")]
+    pub deployment: String,
+    /// Decide and report, never scale.
+    #[arg(long, env = "DRY_RUN")]
+    pub dry_run: bool,
+    /// Bearer token required by /status, /pause and /resume.
+    #[arg(long, env = "AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    #[command(flatten)]
+    pub tuning: TuningOverrides,
+}
+
+impl ServeConfig {
+    /// Loads the tuning file and checks every setting.
+    pub fn validate(&self) -> Result<ControllerSettings, ConfigError> {
+        let tuning = Tuning::load(self.config.as_deref(), &self.tuning)?;
+        if self.interval.is_zero() {
+            return Err(ConfigError::invalid("--interval", "must be > 0"));
+        }
+        if self.auth_token.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::invalid(
+                "--auth-token",
+                "must not be empty when set",
+            ));
+        }
+        Ok(ControllerSettings {
+            policy: self.policy,
+            tuning,
+            interval: self.interval,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+/// `autoscaler simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Per-second arrival rates: numbers separated by commas or whitespace, `#` comments.
+    #[arg(long)]
+    pub workload: PathBuf,
+    /// Policies to compare (repeatable): predictive, hpa, queue, static:N.
+    #[arg(long = "policy", required = true)]
+    pub policies: Vec<PolicySpec>,
+    /// The tuning file (YAML), shared with `serve`.
+    #[arg(long, env = "AUTOSCALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Time between decisions (the HPA's sync period too).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Seed of the arrival and service-time streams.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Replicas at the start (default: minWarmReplicas; static:N always starts at N).
+    #[arg(long)]
+    pub initial_replicas: Option<u32>,
+    /// Requests the dispatcher queue holds before refusing (its --queue-capacity).
+    #[arg(long, default_value_t = 10_000)]
+    pub queue_capacity: usize,
+    /// Measured service times in seconds (same format as the workload); exponential with
+    /// mean 1/serviceRatePerPod when unset.
+    #[arg(long)]
+    pub service_times: Option<PathBuf>,
+    /// Write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw load, replicas and latency over time to a PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub tuning: TuningOverrides,
+}
+
+/// `autoscaler workload`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    #[arg(long, value_enum)]
+    pub shape: crate::simulate::Shape,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// File to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults_match_the_contract() {
+        let cli = Cli::try_parse_from(["autoscaler", "serve"]).unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(c.listen, "0.0.0.0:8090");
+        assert_eq!(c.interval, Duration::from_secs(15));
+        assert_eq!(c.policy, PolicySpec::Predictive);
+        assert_eq!(c.source, SourceKind::Prometheus);
+        assert_eq!(c.deployment, "inference");
+        assert!(!c.dry_run && c.auth_token.is_none() && c.namespace.is_none());
+        let settings = c.validate().unwrap();
+        assert_eq!(settings.tuning, Tuning::default());
+    }
+
+    #[test]
+    fn flags_override_the_tuning_and_bad_values_are_named() {
+        let cli = Cli::try_parse_from([
+            "autoscaler",
+            "serve",
+            "--policy",
+            "static:4",
+            "--max-replicas",
+            "7",
+            "--interval",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
+        let s = c.validate().unwrap();
+        assert_eq!(s.policy, PolicySpec::Static(4));
+        assert_eq!(s.tuning.decision.max_replicas, 7);
+        assert_eq!(s.interval, Duration::from_secs(5));
+        let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0.5"]).unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("safetyMargin")
+        );
+        assert!(Cli::try_parse_from(["autoscaler", "serve", "--policy", "magic"]).is_err());
+    }
+
+    #[test]
+    fn simulate_takes_several_policies() {
+        let cli = Cli::try_parse_from([
+            "autoscaler",
+            "simulate",
+            "--workload",
+            "w.txt",
+            "--policy",
+            "hpa",
+            "--policy",
+            "predictive",
+            "--policy",
+            "static:3",
+            "--policy",
+            "queue",
+        ])
+        .unwrap();
+        let Command::Simulate(s) = cli.command else {
+            panic!("not simulate")
+        };
+        assert_eq!(s.policies.len(), 4);
+        assert_eq!(s.policies[2], PolicySpec::Static(3));
+    }
+}

@@ -1,0 +1,581 @@
+//! The YAML document as written (camelCase keys, unknown keys rejected) and its validation.
+
+use serde::Deserialize;
+
+use super::{ConfigError, Tuning, fraction, non_negative, positive, seconds};
+use crate::breaker::BreakerParams;
+use crate::decision::{CostParams, DecisionParams, PanicParams};
+use crate::forecast::{ForecastParams, ModelKind};
+use crate::policy::hpa::{Behavior, RateKind, RatePolicy, ScalingRules, SelectPolicy};
+use crate::telemetry::PromQueries;
+
+/// Largest `maxReplicas` accepted: keeps every sizing search bounded.
+const MAX_REPLICAS_LIMIT: u32 = 100_000;
+
+/// The tuning file, every key optional.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TuningFile {
+    pub service_rate_per_pod: f64,
+    pub target_utilization: f64,
+    pub cold_start_seconds: f64,
+    pub sla_latency_seconds: f64,
+    pub sla_violation_probability: f64,
+    pub min_warm_replicas: u32,
+    pub max_replicas: u32,
+    pub scale_down_cooldown_seconds: f64,
+    pub safety_margin: f64,
+    pub forecasting_model: ForecastFile,
+    pub queue_drain_seconds: f64,
+    pub max_scale_up_step: Option<u32>,
+    pub max_scale_down_step: Option<u32>,
+    pub use_measured_service_rate: bool,
+    pub panic: PanicFile,
+    pub cost: Option<CostFile>,
+    pub breaker: BreakerFile,
+    pub hpa: HpaFile,
+    pub queue: QueueFile,
+    pub prometheus: PrometheusFile,
+}
+
+impl Default for TuningFile {
+    fn default() -> Self {
+        Self {
+            service_rate_per_pod: 10.0,
+            target_utilization: 0.7,
+            cold_start_seconds: 30.0,
+            sla_latency_seconds: 0.5,
+            sla_violation_probability: 0.05,
+            min_warm_replicas: 1,
+            max_replicas: 50,
+            scale_down_cooldown_seconds: 120.0,
+            safety_margin: 1.1,
+            forecasting_model: ForecastFile::default(),
+            queue_drain_seconds: 30.0,
+            max_scale_up_step: None,
+            max_scale_down_step: Some(2),
+            use_measured_service_rate: false,
+            panic: PanicFile::default(),
+            cost: None,
+            breaker: BreakerFile::default(),
+            hpa: HpaFile::default(),
+            queue: QueueFile::default(),
+            prometheus: PrometheusFile::default(),
+        }
+    }
+}
+
+/// `forecastingModel`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ForecastFile {
+    #[serde(rename = "type")]
+    pub kind: ForecastKind,
+    pub alpha: f64,
+    pub beta: f64,
+    pub gamma: f64,
+    pub damping: f64,
+    /// Season length in decision intervals (`holtWinters`).
+    pub period: usize,
+    pub history_length: usize,
+}
+
+impl Default for ForecastFile {
+    fn default() -> Self {
+        Self {
+            kind: ForecastKind::Holt,
+            alpha: 0.5,
+            beta: 0.3,
+            gamma: 0.1,
+            damping: 1.0,
+            period: 0,
+            history_length: 1024,
+        }
+    }
+}
+
+/// `forecastingModel.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ForecastKind {
+    Holt,
+    HoltWinters,
+}
+
+/// `panic`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PanicFile {
+    pub enabled: bool,
+    pub threshold: f64,
+    pub window_seconds: f64,
+}
+
+impl Default for PanicFile {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 2.0,
+            window_seconds: 60.0,
+        }
+    }
+}
+
+/// `cost` (absent: no cost step).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CostFile {
+    pub pod_cost_per_hour: f64,
+    pub violation_cost: f64,
+}
+
+/// `breaker`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BreakerFile {
+    pub max_age_seconds: f64,
+    pub hold_seconds: f64,
+    pub drop_fraction: f64,
+    pub close_after: u32,
+}
+
+impl Default for BreakerFile {
+    fn default() -> Self {
+        Self {
+            max_age_seconds: 60.0,
+            hold_seconds: 120.0,
+            drop_fraction: 0.5,
+            close_after: 2,
+        }
+    }
+}
+
+/// `hpa`: the HPA's tolerance and an autoscaling/v2 `behavior`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct HpaFile {
+    pub tolerance: f64,
+    pub behavior: BehaviorFile,
+}
+
+impl Default for HpaFile {
+    fn default() -> Self {
+        Self {
+            tolerance: 0.1,
+            behavior: BehaviorFile::default(),
+        }
+    }
+}
+
+/// `hpa.behavior`, as in an HPA manifest; what is omitted gets the API server's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BehaviorFile {
+    pub scale_up: Option<RulesFile>,
+    pub scale_down: Option<RulesFile>,
+}
+
+/// `scaleUp` / `scaleDown`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RulesFile {
+    pub stabilization_window_seconds: Option<u32>,
+    pub select_policy: Option<SelectPolicyFile>,
+    pub policies: Option<Vec<RatePolicyFile>>,
+}
+
+/// `selectPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SelectPolicyFile {
+    Max,
+    Min,
+    Disabled,
+}
+
+/// One `policies` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RatePolicyFile {
+    #[serde(rename = "type")]
+    pub kind: RateKindFile,
+    pub value: u32,
+    pub period_seconds: u32,
+}
+
+/// `Pods` or `Percent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RateKindFile {
+    Pods,
+    Percent,
+}
+
+/// `queue`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QueueFile {
+    pub target_per_replica: f64,
+}
+
+impl Default for QueueFile {
+    fn default() -> Self {
+        Self {
+            target_per_replica: 10.0,
+        }
+    }
+}
+
+/// `prometheus`: PromQL per signal ("" disables one) and the request timeout.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PrometheusFile {
+    pub timeout_seconds: f64,
+    pub queries: PromQueries,
+}
+
+impl Default for PrometheusFile {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: 5.0,
+            queries: PromQueries::default(),
+        }
+    }
+}
+
+impl TuningFile {
+    /// Parses YAML; errors carry `origin`, line and column. An empty document is all defaults.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml::from_str(text).map_err(|err| ConfigError::Yaml {
+            path: origin.to_owned(),
+            message: match err.location() {
+                Some(at) if !err.to_string().contains("line") => {
+                    format!("{err} at line {} column {}", at.line(), at.column())
+                }
+                _ => err.to_string(),
+            },
+        })
+    }
+
+    /// Checks every value and converts to domain types.
+    pub fn validate(&self) -> Result<Tuning, ConfigError> {
+        let max_replicas = self.max_replicas;
+        if max_replicas == 0 || max_replicas > MAX_REPLICAS_LIMIT {
+            return Err(ConfigError::invalid(
+                "maxReplicas",
+                format!("must be in 1..={MAX_REPLICAS_LIMIT}, got {max_replicas}"),
+            ));
+        }
+        if self.min_warm_replicas > max_replicas {
+            return Err(ConfigError::invalid(
+                "minWarmReplicas",
+                format!(
+                    "must be ≤ maxReplicas ({max_replicas}), got {}",
+                    self.min_warm_replicas
+                ),
+            ));
+        }
+        if !(self.safety_margin.is_finite() && self.safety_margin >= 1.0) {
+            return Err(ConfigError::invalid(
+                "safetyMargin",
+                format!("must be a number ≥ 1, got {}", self.safety_margin),
+            ));
+        }
+        let sla_p = self.sla_violation_probability;
+        if !(sla_p > 0.0 && sla_p < 1.0) {
+            return Err(ConfigError::invalid(
+                "slaViolationProbability",
+                format!("must be in (0, 1), got {sla_p}"),
+            ));
+        }
+        let step = |key: &str, v: Option<u32>| match v {
+            Some(0) => Err(ConfigError::invalid(
+                key,
+                "must be ≥ 1 (omit it for no limit)",
+            )),
+            other => Ok(other),
+        };
+        let decision = DecisionParams {
+            service_rate_per_pod: positive("serviceRatePerPod", self.service_rate_per_pod)?,
+            target_utilization: fraction("targetUtilization", self.target_utilization)?,
+            sla_latency: seconds("slaLatencySeconds", self.sla_latency_seconds)?,
+            sla_violation_probability: sla_p,
+            min_replicas: self.min_warm_replicas,
+            max_replicas,
+            scale_down_cooldown: seconds(
+                "scaleDownCooldownSeconds",
+                self.scale_down_cooldown_seconds,
+            )?,
+            safety_margin: self.safety_margin,
+            queue_drain: seconds(
+                "queueDrainSeconds",
+                positive("queueDrainSeconds", self.queue_drain_seconds)?,
+            )?,
+            max_step_up: step("maxScaleUpStep", self.max_scale_up_step)?,
+            max_step_down: step("maxScaleDownStep", self.max_scale_down_step)?,
+            cost: self.cost.as_ref().map(CostFile::validate).transpose()?,
+            panic: self.panic.validate()?,
+        };
+        let prometheus = &self.prometheus;
+        if prometheus.queries.arrival_rate.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "prometheus.queries.arrivalRate",
+                "must be a PromQL expression",
+            ));
+        }
+        Ok(Tuning {
+            decision,
+            cold_start: seconds("coldStartSeconds", self.cold_start_seconds)?,
+            forecast: self.forecasting_model.validate()?,
+            use_measured_service_rate: self.use_measured_service_rate,
+            breaker: self.breaker.validate()?,
+            hpa_tolerance: {
+                let t = non_negative("hpa.tolerance", self.hpa.tolerance)?;
+                if t >= 1.0 {
+                    return Err(ConfigError::invalid("hpa.tolerance", "must be < 1"));
+                }
+                t
+            },
+            hpa_behavior: self.hpa.behavior.validate()?,
+            queue_target_per_replica: positive(
+                "queue.targetPerReplica",
+                self.queue.target_per_replica,
+            )?,
+            queries: prometheus.queries.clone(),
+            prometheus_timeout: seconds(
+                "prometheus.timeoutSeconds",
+                positive("prometheus.timeoutSeconds", prometheus.timeout_seconds)?,
+            )?,
+        })
+    }
+}
+
+impl ForecastFile {
+    fn validate(&self) -> Result<ForecastParams, ConfigError> {
+        let kind = match self.kind {
+            ForecastKind::Holt => ModelKind::Holt,
+            ForecastKind::HoltWinters => {
+                if self.period < 2 {
+                    return Err(ConfigError::invalid(
+                        "forecastingModel.period",
+                        format!(
+                            "holtWinters needs a season of ≥ 2 intervals, got {}",
+                            self.period
+                        ),
+                    ));
+                }
+                ModelKind::HoltWinters {
+                    period: self.period,
+                }
+            }
+        };
+        let needed = match kind {
+            ModelKind::HoltWinters { period } => period.saturating_mul(2),
+            ModelKind::Holt => 0,
+        };
+        if self.history_length < needed || self.history_length > 1_000_000 {
+            return Err(ConfigError::invalid(
+                "forecastingModel.historyLength",
+                format!(
+                    "must be in {needed}..=1000000 (two seasons), got {}",
+                    self.history_length
+                ),
+            ));
+        }
+        Ok(ForecastParams {
+            kind,
+            alpha: fraction("forecastingModel.alpha", self.alpha)?,
+            beta: fraction("forecastingModel.beta", self.beta)?,
+            gamma: fraction("forecastingModel.gamma", self.gamma)?,
+            damping: fraction("forecastingModel.damping", self.damping)?,
+            history_limit: self.history_length,
+        })
+    }
+}
+
+impl PanicFile {
+    fn validate(&self) -> Result<Option<PanicParams>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        if !(self.threshold.is_finite() && self.threshold > 1.0) {
+            return Err(ConfigError::invalid(
+                "panic.threshold",
+                format!("must be a number > 1, got {}", self.threshold),
+            ));
+        }
+        Ok(Some(PanicParams {
+            threshold: self.threshold,
+            window: seconds("panic.windowSeconds", self.window_seconds)?,
+        }))
+    }
+}
+
+impl CostFile {
+    fn validate(&self) -> Result<CostParams, ConfigError> {
+        Ok(CostParams {
+            pod_cost_per_hour: positive("cost.podCostPerHour", self.pod_cost_per_hour)?,
+            violation_cost: non_negative("cost.violationCost", self.violation_cost)?,
+        })
+    }
+}
+
+impl BreakerFile {
+    fn validate(&self) -> Result<BreakerParams, ConfigError> {
+        if self.close_after == 0 {
+            return Err(ConfigError::invalid("breaker.closeAfter", "must be ≥ 1"));
+        }
+        Ok(BreakerParams {
+            max_age: seconds(
+                "breaker.maxAgeSeconds",
+                positive("breaker.maxAgeSeconds", self.max_age_seconds)?,
+            )?,
+            hold_for: seconds("breaker.holdSeconds", self.hold_seconds)?,
+            drop_fraction: fraction("breaker.dropFraction", self.drop_fraction)?,
+            close_after: self.close_after,
+            required: Vec::new(),
+        })
+    }
+}
+
+impl BehaviorFile {
+    fn validate(&self) -> Result<Behavior, ConfigError> {
+        let defaults = Behavior::default();
+        Ok(Behavior {
+            scale_up: rules(
+                "hpa.behavior.scaleUp",
+                self.scale_up.as_ref(),
+                defaults.scale_up,
+            )?,
+            scale_down: rules(
+                "hpa.behavior.scaleDown",
+                self.scale_down.as_ref(),
+                defaults.scale_down,
+            )?,
+        })
+    }
+}
+
+/// Fills what `file` omits from `default`, and checks the API server's ranges.
+fn rules(
+    key: &str,
+    file: Option<&RulesFile>,
+    default: ScalingRules,
+) -> Result<ScalingRules, ConfigError> {
+    let Some(file) = file else {
+        return Ok(default);
+    };
+    let window = match file.stabilization_window_seconds {
+        Some(w) if w > 3600 => {
+            return Err(ConfigError::invalid(
+                &format!("{key}.stabilizationWindowSeconds"),
+                format!("must be in 0..=3600, got {w}"),
+            ));
+        }
+        Some(w) => std::time::Duration::from_secs(u64::from(w)),
+        None => default.stabilization_window,
+    };
+    let select_policy = match file.select_policy {
+        Some(SelectPolicyFile::Max) => SelectPolicy::Max,
+        Some(SelectPolicyFile::Min) => SelectPolicy::Min,
+        Some(SelectPolicyFile::Disabled) => SelectPolicy::Disabled,
+        None => default.select_policy,
+    };
+    let policies = match &file.policies {
+        None => default.policies,
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| rate_policy(&format!("{key}.policies[{i}]"), p))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if policies.is_empty() && select_policy != SelectPolicy::Disabled {
+        return Err(ConfigError::invalid(
+            &format!("{key}.policies"),
+            "needs at least one policy unless selectPolicy is Disabled",
+        ));
+    }
+    Ok(ScalingRules {
+        stabilization_window: window,
+        select_policy,
+        policies,
+    })
+}
+
+fn rate_policy(key: &str, p: &RatePolicyFile) -> Result<RatePolicy, ConfigError> {
+    if p.value == 0 {
+        return Err(ConfigError::invalid(&format!("{key}.value"), "must be > 0"));
+    }
+    if !(1..=1800).contains(&p.period_seconds) {
+        return Err(ConfigError::invalid(
+            &format!("{key}.periodSeconds"),
+            format!("must be in 1..=1800, got {}", p.period_seconds),
+        ));
+    }
+    Ok(RatePolicy {
+        kind: match p.kind {
+            RateKindFile::Pods => RateKind::Pods,
+            RateKindFile::Percent => RateKind::Percent,
+        },
+        value: p.value,
+        period: std::time::Duration::from_secs(u64::from(p.period_seconds)),
+    })
+}
+
+/// Flags and environment variables that override the file's top-level keys.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TuningOverrides {
+    /// Requests per second one replica completes (`serviceRatePerPod`).
+    #[arg(long, env = "SERVICE_RATE_PER_POD")]
+    pub service_rate_per_pod: Option<f64>,
+    /// Utilisation the replicas should run at, 0..1 (`targetUtilization`).
+    #[arg(long, env = "TARGET_UTILIZATION")]
+    pub target_utilization: Option<f64>,
+    /// Seconds from asking for a replica to it serving (`coldStartSeconds`).
+    #[arg(long, env = "COLD_START_SECONDS")]
+    pub cold_start_seconds: Option<f64>,
+    /// Queue wait the SLA allows, in seconds (`slaLatencySeconds`).
+    #[arg(long, env = "SLA_LATENCY_SECONDS")]
+    pub sla_latency_seconds: Option<f64>,
+    /// Fraction of requests allowed to wait longer (`slaViolationProbability`).
+    #[arg(long, env = "SLA_VIOLATION_PROBABILITY")]
+    pub sla_violation_probability: Option<f64>,
+    /// Replicas kept even without traffic (`minWarmReplicas`).
+    #[arg(long, env = "MIN_WARM_REPLICAS")]
+    pub min_warm_replicas: Option<u32>,
+    /// Upper bound on replicas (`maxReplicas`).
+    #[arg(long, env = "MAX_REPLICAS")]
+    pub max_replicas: Option<u32>,
+    /// Seconds after any scaling before a scale-down (`scaleDownCooldownSeconds`).
+    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SECONDS")]
+    pub scale_down_cooldown_seconds: Option<f64>,
+    /// Multiplier on the forecast load (`safetyMargin`).
+    #[arg(long, env = "SAFETY_MARGIN")]
+    pub safety_margin: Option<f64>,
+}
+
+impl TuningOverrides {
+    pub(super) fn apply(&self, file: &mut TuningFile) {
+        fn set<T: Copy>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        set(&mut file.service_rate_per_pod, self.service_rate_per_pod);
+        set(&mut file.target_utilization, self.target_utilization);
+        set(&mut file.cold_start_seconds, self.cold_start_seconds);
+        set(&mut file.sla_latency_seconds, self.sla_latency_seconds);
+        set(
+            &mut file.sla_violation_probability,
+            self.sla_violation_probability,
+        );
+        set(&mut file.min_warm_replicas, self.min_warm_replicas);
+        set(&mut file.max_replicas, self.max_replicas);
+        set(
+            &mut file.scale_down_cooldown_seconds,
+            self.scale_down_cooldown_seconds,
+        );
+        set(&mut file.safety_margin, self.safety_margin);
+    }
+}

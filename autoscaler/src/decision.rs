@@ -1,0 +1,337 @@
+//! The predictive sizing rule and its stability controls. Pure: time comes in as an argument.
+//!
+//! Replicas needed for a load λ (requests/s) are the larger of two bounds, computed on
+//! `λ × safetyMargin` plus the rate needed to drain the current queue within
+//! `queueDrainSeconds`:
+//! - utilisation: `ceil(λ / (μ · targetUtilization))`;
+//! - SLA: the smallest k with P(wait > `slaLatencySeconds`) ≤ `slaViolationProbability` in an
+//!   M/M/k queue ([`crate::queueing`]).
+//!
+//! An optional cost step then adds replicas while one more pod costs less than the SLA
+//! violations it saves. The count needed is the larger of the needs of the forecast and of the
+//! load observed now, so the controller scales down only when both allow it. Stability
+//! controls follow: min/max, a cooldown after any scaling before a scale-down, the largest step
+//! per interval, a breaker that can freeze scale-down, and a panic mode that scales up at once
+//! (ignoring the step limit) when observed load jumps far above what was forecast.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::queueing::Load;
+
+/// The sizing rule's parameters (validated by [`crate::config`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionParams {
+    /// μ: requests per second one replica completes.
+    pub service_rate_per_pod: f64,
+    pub target_utilization: f64,
+    pub sla_latency: Duration,
+    pub sla_violation_probability: f64,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub scale_down_cooldown: Duration,
+    pub safety_margin: f64,
+    /// The queue present now is drained within this time on top of the arrival rate.
+    pub queue_drain: Duration,
+    /// Most replicas added per decision (outside panic mode); `None`: no limit.
+    pub max_step_up: Option<u32>,
+    /// Most replicas removed per decision; `None`: no limit.
+    pub max_step_down: Option<u32>,
+    pub cost: Option<CostParams>,
+    pub panic: Option<PanicParams>,
+}
+
+impl Default for DecisionParams {
+    fn default() -> Self {
+        Self {
+            service_rate_per_pod: 10.0,
+            target_utilization: 0.7,
+            sla_latency: Duration::from_millis(500),
+            sla_violation_probability: 0.05,
+            min_replicas: 1,
+            max_replicas: 50,
+            scale_down_cooldown: Duration::from_secs(120),
+            safety_margin: 1.1,
+            queue_drain: Duration::from_secs(30),
+            max_step_up: None,
+            max_step_down: Some(2),
+            cost: None,
+            panic: Some(PanicParams::default()),
+        }
+    }
+}
+
+/// The optional cost step: add a pod while `violation_cost × violations saved per hour`
+/// exceeds `pod_cost_per_hour`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostParams {
+    pub pod_cost_per_hour: f64,
+    pub violation_cost: f64,
+}
+
+/// Panic mode: when observed load exceeds `threshold ×` the load forecast for now (by at least
+/// one replica's worth), scale up without the step limit and allow no scale-down for `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PanicParams {
+    pub threshold: f64,
+    pub window: Duration,
+}
+
+impl Default for PanicParams {
+    fn default() -> Self {
+        Self {
+            threshold: 2.0,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the rule sees at one decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionInput {
+    pub now: Instant,
+    pub current_replicas: u32,
+    /// Arrival rate observed over the last interval.
+    pub observed_rate: f64,
+    /// The forecast at the cold-start horizon.
+    pub forecast_rate: f64,
+    /// What the forecaster expected for *now* (its one-step forecast from the last interval);
+    /// panic mode compares the observed rate against it.
+    pub expected_rate: Option<f64>,
+    pub queue_length: f64,
+    /// A measured per-replica service rate to use instead of the configured one.
+    pub service_rate_per_pod: Option<f64>,
+    /// False while the telemetry breaker is open.
+    pub scale_down_allowed: bool,
+}
+
+/// Why the decision is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DecisionReason {
+    /// The sizing rule's answer, unconstrained.
+    Sized,
+    /// Scale-down held: cooldown since the last scaling has not passed.
+    Cooldown,
+    /// Scale-down held: the telemetry breaker is open.
+    BreakerOpen,
+    /// Panic mode: scaled up without the step limit, scale-down held.
+    Panic,
+    /// Limited by the largest step per interval.
+    StepLimited,
+    /// Clamped to min or max replicas.
+    Bounds,
+}
+
+/// Direction of a decision relative to the current count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    Up,
+    Down,
+    Hold,
+}
+
+impl Direction {
+    pub fn of(current: u32, desired: u32) -> Self {
+        match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => Direction::Up,
+            std::cmp::Ordering::Less => Direction::Down,
+            std::cmp::Ordering::Equal => Direction::Hold,
+        }
+    }
+
+    /// The `direction` label of `autoscaler_decisions_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Hold => "hold",
+        }
+    }
+}
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub desired: u32,
+    pub direction: Direction,
+    pub reason: DecisionReason,
+    /// Replicas the rule asked for before stability controls.
+    pub needed: u32,
+    /// P(wait > SLA) at `desired` for the larger of the forecast and observed load.
+    pub sla_violation_probability: f64,
+    pub panic: bool,
+}
+
+/// The rule plus the little state its stability controls need.
+#[derive(Debug, Clone)]
+pub struct Decider {
+    params: DecisionParams,
+    last_scaled: Option<Instant>,
+    panic_until: Option<Instant>,
+}
+
+impl Decider {
+    pub fn new(params: DecisionParams) -> Self {
+        Self {
+            params,
+            last_scaled: None,
+            panic_until: None,
+        }
+    }
+
+    pub fn params(&self) -> &DecisionParams {
+        &self.params
+    }
+
+    /// Records that the target was scaled at `now` (starts the scale-down cooldown).
+    pub fn on_scaled(&mut self, now: Instant) {
+        self.last_scaled = Some(now);
+    }
+
+    /// Replicas needed for `rate` requests/s with `queue` waiting, before stability controls
+    /// (`max_replicas + 1` when even `max_replicas` is not enough).
+    pub fn needed(&self, rate: f64, queue: f64, mu: f64) -> u32 {
+        let p = &self.params;
+        let drain = queue.max(0.0) / p.queue_drain.as_secs_f64().max(1e-3);
+        let lambda = rate.max(0.0) * p.safety_margin + drain;
+        let load = Load::new(lambda, mu);
+        // Either bound may exceed max_replicas: report it as max + 1 so that callers see the
+        // clamp, without searching past max.
+        let beyond = p.max_replicas.saturating_add(1);
+        let by_utilisation = (lambda / (mu * p.target_utilization)).ceil();
+        let by_utilisation = if by_utilisation <= f64::from(p.max_replicas) {
+            by_utilisation.max(0.0) as u32
+        } else {
+            beyond
+        };
+        let sla = load.required_servers(
+            p.sla_latency.as_secs_f64(),
+            p.sla_violation_probability,
+            p.max_replicas,
+        );
+        let by_sla = if sla.feasible { sla.servers } else { beyond };
+        let k = by_utilisation.max(by_sla);
+        match p.cost {
+            Some(cost) => self.cost_step(load, k, cost),
+            None => k,
+        }
+    }
+
+    /// Adds replicas while the hourly SLA-violation cost they save exceeds their own cost.
+    fn cost_step(&self, load: Load, mut k: u32, cost: CostParams) -> u32 {
+        let t = self.params.sla_latency.as_secs_f64();
+        let per_hour = load.arrival_rate * 3600.0;
+        let mut p = load.wait_probability(k, t);
+        while k < self.params.max_replicas {
+            let q = load.wait_probability(k + 1, t);
+            if (p - q) * per_hour * cost.violation_cost <= cost.pod_cost_per_hour {
+                break;
+            }
+            k += 1;
+            p = q;
+        }
+        k
+    }
+
+    /// Decides the replica count at `input.now`.
+    pub fn decide(&mut self, input: &DecisionInput) -> Decision {
+        let mu = input
+            .service_rate_per_pod
+            .filter(|m| m.is_finite() && *m > 0.0)
+            .unwrap_or(self.params.service_rate_per_pod);
+        let panic = self.update_panic(input, mu);
+        let p = &self.params;
+        let peak = input.forecast_rate.max(input.observed_rate);
+        let needed = self
+            .needed(input.forecast_rate, input.queue_length, mu)
+            .max(self.needed(input.observed_rate, input.queue_length, mu));
+        let bounded = needed.clamp(p.min_replicas, p.max_replicas);
+        let current = input.current_replicas;
+        let (desired, reason) = if bounded > current {
+            match p.max_step_up {
+                Some(step) if !panic && bounded - current > step => {
+                    (current + step, DecisionReason::StepLimited)
+                }
+                _ if panic => (bounded, DecisionReason::Panic),
+                _ => (bounded, reason_for(needed, bounded)),
+            }
+        } else if bounded < current {
+            self.limit_scale_down(input, bounded, panic)
+        } else {
+            (bounded, reason_for(needed, bounded))
+        };
+        // Stability controls never move the count outside [min, max].
+        let desired = desired.clamp(p.min_replicas, p.max_replicas);
+        let load = Load::new(peak * p.safety_margin, mu);
+        Decision {
+            desired,
+            direction: Direction::of(current, desired),
+            reason,
+            needed,
+            sla_violation_probability: load.wait_probability(desired, p.sla_latency.as_secs_f64()),
+            panic,
+        }
+    }
+
+    fn limit_scale_down(
+        &self,
+        input: &DecisionInput,
+        bounded: u32,
+        panic: bool,
+    ) -> (u32, DecisionReason) {
+        let p = &self.params;
+        let current = input.current_replicas;
+        if panic {
+            return (current, DecisionReason::Panic);
+        }
+        if !input.scale_down_allowed {
+            return (current, DecisionReason::BreakerOpen);
+        }
+        if let Some(at) = self.last_scaled
+            && input.now.saturating_duration_since(at) < p.scale_down_cooldown
+        {
+            return (current, DecisionReason::Cooldown);
+        }
+        match p.max_step_down {
+            Some(step) if current - bounded > step => (current - step, DecisionReason::StepLimited),
+            _ => (bounded, DecisionReason::Sized),
+        }
+    }
+
+    /// Enters panic mode when the observed rate is far above what was expected, and reports
+    /// whether panic mode is on at `input.now`.
+    fn update_panic(&mut self, input: &DecisionInput, mu: f64) -> bool {
+        let Some(panic) = self.params.panic else {
+            return false;
+        };
+        if let Some(expected) = input.expected_rate {
+            let surge = input.observed_rate - expected;
+            if input.observed_rate > panic.threshold * expected && surge >= mu {
+                if self.panic_until.is_none_or(|until| input.now >= until) {
+                    tracing::warn!(
+                        observed = input.observed_rate,
+                        expected,
+                        "observed load far above forecast: panic mode"
+                    );
+                }
+                self.panic_until = Some(input.now + panic.window);
+            }
+        }
+        self.panic_until.is_some_and(|until| input.now < until)
+    }
+}
+
+fn reason_for(needed: u32, bounded: u32) -> DecisionReason {
+    if needed == bounded {
+        DecisionReason::Sized
+    } else {
+        DecisionReason::Bounds
+    }
+}
+
+#[cfg(test)]
+mod tests;

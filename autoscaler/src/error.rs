@@ -1,0 +1,68 @@
+//! Every way an HTTP request to the autoscaler can fail, with its stable code and status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use harness_core::api_error::{error_response, overloaded_response};
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("no decision has been made yet")]
+    NoStatusYet,
+    #[error("too many concurrent requests")]
+    Overloaded,
+    #[error("request took too long")]
+    Timeout,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthorized => "unauthorized",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::NoStatusYet => "no_status_yet",
+            Error::Overloaded => "overloaded",
+            Error::Timeout => "request_timeout",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::NoStatusYet => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Error::Overloaded => return overloaded_response(self.code(), self.to_string(), 1),
+            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
+            _ => {}
+        }
+        let mut response = error_response(self.status(), self.code(), self.to_string());
+        if matches!(self, Error::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,131 @@
+//! The HTTP side of `autoscaler serve`: `/metrics` and `/healthz` for anyone, and, behind the
+//! optional bearer token, `GET /status` (the last decision) and `POST /pause` / `POST /resume`
+//! (keep deciding and reporting, stop scaling: for incidents and maintenance).
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::controller::ControllerHandle;
+use crate::error::Error;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONCURRENT_REQUESTS: usize = 64;
+/// No endpoint takes a body.
+const MAX_BODY_BYTES: usize = 1024;
+
+/// State of the HTTP handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub handle: ControllerHandle,
+    /// When set, `/status`, `/pause` and `/resume` need `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    let control = Router::new()
+        .route("/status", get(status))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(middleware_error))
+        .load_shed()
+        .concurrency_limit(MAX_CONCURRENT_REQUESTS)
+        .timeout(REQUEST_TIMEOUT);
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(control)
+        .fallback(|| async { Error::NotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(limits)
+        .layer(CatchPanicLayer::custom(|_| {
+            Error::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
+            tracing::info_span!("http", method = %req.method(), route)
+        }))
+        .with_state(state)
+}
+
+async fn middleware_error(err: BoxError) -> Error {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        Error::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        Error::Overloaded
+    } else {
+        Error::Internal(err.to_string())
+    }
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = &state.auth_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            return Error::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit, so response time does not leak the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
+    let text = state
+        .handle
+        .metrics()
+        .render()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn status(State(state): State<AppState>) -> Result<Response, Error> {
+    let status = state.handle.status().ok_or(Error::NoStatusYet)?;
+    Ok(Json(status).into_response())
+}
+
+async fn pause(State(state): State<AppState>) -> Response {
+    state.handle.set_paused(true);
+    tracing::warn!("scaling paused by API request");
+    (StatusCode::OK, Json(serde_json::json!({ "paused": true }))).into_response()
+}
+
+async fn resume(State(state): State<AppState>) -> Response {
+    state.handle.set_paused(false);
+    tracing::info!("scaling resumed by API request");
+    (StatusCode::OK, Json(serde_json::json!({ "paused": false }))).into_response()
+}

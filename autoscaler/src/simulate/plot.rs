@@ -1,0 +1,173 @@
+//! The simulation as a picture: load, replicas per policy and p95 latency per policy over
+//! time, stacked, in one PNG. The font is embedded so that the plot looks the same everywhere.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::anyhow;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use super::engine::RunResult;
+use super::workload::Workload;
+use crate::config::Tuning;
+
+/// DejaVu Sans (see `assets/DejaVuSans-LICENSE.txt`).
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws `results` over `workload` to a PNG at `path`.
+pub fn draw(
+    path: &Path,
+    workload: &Workload,
+    results: &[RunResult],
+    tuning: &Tuning,
+) -> anyhow::Result<()> {
+    REGISTER.call_once(|| {
+        if register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
+            tracing::warn!("embedded font rejected: the plot will have no text");
+        }
+    });
+    let seconds = workload.seconds() as f64;
+    let (unit, unit_name) = if seconds > 3.0 * 3600.0 {
+        (3600.0, "hours")
+    } else {
+        (60.0, "minutes")
+    };
+    let x_max = seconds / unit;
+    let root = BitMapBackend::new(path, (1400, 1050)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let panels = root.split_evenly((3, 1));
+
+    // Load, averaged per bucket.
+    let bucket = results.first().map_or(60.0, |r| r.bucket_seconds).max(1.0) as usize;
+    let load: Vec<(f64, f64)> = workload
+        .rates()
+        .chunks(bucket)
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                (i * bucket) as f64 / unit,
+                c.iter().sum::<f64>() / c.len() as f64,
+            )
+        })
+        .collect();
+    let load_max = load.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&panels[0])
+        .caption("Arrival rate (requests/s)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..load_max)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(unit_name)
+        .draw()
+        .map_err(plot_error)?;
+    chart
+        .draw_series(AreaSeries::new(load, 0.0, COLORS[0].mix(0.3)).border_style(COLORS[0]))
+        .map_err(plot_error)?;
+
+    // Replicas, a step line per policy.
+    let peak = results
+        .iter()
+        .map(|r| r.peak_replicas)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut chart = ChartBuilder::on(&panels[1])
+        .caption("Replicas", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..f64::from(peak) * 1.15)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(unit_name)
+        .draw()
+        .map_err(plot_error)?;
+    for (i, r) in results.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let mut steps = Vec::with_capacity(r.replicas.len() * 2 + 1);
+        for (j, &(t, n)) in r.replicas.iter().enumerate() {
+            let until = r.replicas.get(j + 1).map_or(seconds, |next| next.0);
+            steps.push((t / unit, f64::from(n)));
+            steps.push((until / unit, f64::from(n)));
+        }
+        chart
+            .draw_series(LineSeries::new(steps, color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(r.policy.to_string())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(plot_error)?;
+
+    // p95 latency per bucket, log scale, with the SLA wait as a reference line.
+    let sla_ms = tuning.decision.sla_latency.as_secs_f64() * 1000.0;
+    let worst = results
+        .iter()
+        .flat_map(|r| r.buckets.iter().map(|b| b.p95_latency_ms))
+        .fold(sla_ms.max(10.0), f64::max);
+    let mut chart = ChartBuilder::on(&panels[2])
+        .caption("p95 latency per bucket (ms, log scale)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, (1.0..worst * 1.5).log_scale())
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(unit_name)
+        .draw()
+        .map_err(plot_error)?;
+    for (i, r) in results.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let points = r
+            .buckets
+            .iter()
+            .filter(|b| b.p95_latency_ms > 0.0)
+            .map(|b| {
+                (
+                    (b.start_seconds + r.bucket_seconds / 2.0) / unit,
+                    b.p95_latency_ms.max(1.0),
+                )
+            });
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(plot_error)?;
+    }
+    if sla_ms >= 1.0 {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, sla_ms), (x_max, sla_ms)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(plot_error)?;
+    }
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{e}")
+}

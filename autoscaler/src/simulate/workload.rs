@@ -1,0 +1,206 @@
+//! Workload traces: per-second arrival rates in the load tester's `workload.txt` format
+//! (numbers separated by commas and/or whitespace, `#` starts a comment; decimals are accepted
+//! here too), and the generator of the shipped synthetic traces.
+
+use std::f64::consts::PI;
+use std::fmt::Write as _;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Arrival rate (requests/s) for each second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    rates: Vec<f64>,
+}
+
+/// Where and why a workload file is invalid (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} column {column}: {message}")]
+pub struct WorkloadError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Workload {
+    /// A workload from rates (negative and non-finite values become 0).
+    pub fn from_rates(rates: Vec<f64>) -> Self {
+        let rates = rates
+            .into_iter()
+            .map(|r| if r.is_finite() { r.max(0.0) } else { 0.0 })
+            .collect();
+        Self { rates }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, WorkloadError> {
+        let mut rates = Vec::new();
+        for (line_index, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or("");
+            let mut column = 0;
+            for token in content.split_inclusive(|c: char| c == ',' || c.is_whitespace()) {
+                let start = column;
+                column += token.chars().count();
+                let value = token.trim_end_matches(|c: char| c == ',' || c.is_whitespace());
+                if value.is_empty() {
+                    continue;
+                }
+                let error = |message: String| WorkloadError {
+                    line: line_index + 1,
+                    column: start + 1,
+                    message,
+                };
+                let rate: f64 = value
+                    .parse()
+                    .map_err(|_| error(format!("{value:?} is not a number")))?;
+                if !rate.is_finite() || rate < 0.0 {
+                    return Err(error(format!(
+                        "rate must be a finite number ≥ 0, got {value}"
+                    )));
+                }
+                rates.push(rate);
+            }
+        }
+        if rates.is_empty() {
+            return Err(WorkloadError {
+                line: text.lines().count().max(1),
+                column: 1,
+                message: "no rates: the workload is empty".into(),
+            });
+        }
+        Ok(Self { rates })
+    }
+
+    pub fn rates(&self) -> &[f64] {
+        &self.rates
+    }
+
+    /// Length in seconds.
+    pub fn seconds(&self) -> usize {
+        self.rates.len()
+    }
+
+    /// Expected number of requests.
+    pub fn expected_requests(&self) -> f64 {
+        self.rates.iter().sum()
+    }
+
+    /// The text format, ten values a line, under a `#` header.
+    pub fn to_text(&self, header: &str) -> String {
+        let mut out = String::new();
+        for line in header.lines() {
+            let _ = writeln!(out, "# {line}");
+        }
+        for chunk in self.rates.chunks(10) {
+            let line: Vec<String> = chunk.iter().map(|r| r.to_string()).collect();
+            let _ = writeln!(out, "{}", line.join(", "));
+        }
+        out
+    }
+}
+
+/// The synthetic traces shipped in `autoscaler/workloads/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// 24 h: night trough, morning ramp, afternoon peak, evening shoulder; 3 % noise.
+    Diurnal,
+    /// 2 h: a steady base with a flash crowd ×5 in 30 s, and a smaller second one.
+    Spike,
+    /// 1 h: a linear climb ×30 over 40 min, a plateau, then a drop.
+    Ramp,
+}
+
+impl Shape {
+    /// The trace, deterministic for a seed.
+    pub fn generate(self, seed: u64) -> Workload {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut noisy = |r: f64| r * (1.0 + 0.03 * (rng.random::<f64>() * 2.0 - 1.0));
+        let rates: Vec<f64> = match self {
+            Shape::Diurnal => (0..86_400)
+                .map(|s| {
+                    let hours = f64::from(s) / 3600.0;
+                    // Trough at 04:00, peak at 16:00, a lunchtime and an evening bump.
+                    let day = (1.0 - (2.0 * PI * (hours - 4.0) / 24.0).cos()) / 2.0;
+                    let lunch = 12.0 * (-(hours - 12.5).powi(2) / 0.5).exp();
+                    let evening = 18.0 * (-(hours - 20.5).powi(2) / 1.5).exp();
+                    noisy(12.0 + 95.0 * day.powf(1.5) + lunch + evening)
+                })
+                .collect(),
+            Shape::Spike => (0..7_200)
+                .map(|s| {
+                    let t = f64::from(s);
+                    let flash = |at: f64, height: f64| {
+                        if t < at {
+                            0.0
+                        } else if t < at + 30.0 {
+                            height * (t - at) / 30.0
+                        } else if t < at + 630.0 {
+                            height
+                        } else {
+                            height * (-(t - at - 630.0) / 300.0).exp()
+                        }
+                    };
+                    noisy(30.0 + flash(1_800.0, 120.0) + flash(5_400.0, 60.0))
+                })
+                .collect(),
+            Shape::Ramp => (0..3_600)
+                .map(|s| {
+                    let t = f64::from(s);
+                    let rate = if t < 300.0 {
+                        5.0
+                    } else if t < 2_700.0 {
+                        5.0 + 145.0 * (t - 300.0) / 2_400.0
+                    } else if t < 3_300.0 {
+                        150.0
+                    } else {
+                        20.0
+                    };
+                    noisy(rate)
+                })
+                .collect(),
+        };
+        // Whole requests per second, so that `load-tester run --workload` replays the same
+        // file (its format takes integers only).
+        Workload::from_rates(rates.into_iter().map(f64::round).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commas_whitespace_and_comments() {
+        let w = Workload::parse("# header\n1, 2,3\t4\n\n 5.5 # trailing\n,6,\n").unwrap();
+        assert_eq!(w.rates(), &[1.0, 2.0, 3.0, 4.0, 5.5, 6.0]);
+        assert_eq!(w.seconds(), 6);
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let cases = [
+            ("1, 2\n3, x4, 5", 2, 4),
+            ("1,-2", 1, 3),
+            ("1 2 3\n   NaN", 2, 4),
+            ("inf", 1, 1),
+            ("# only a comment\n", 1, 1),
+            ("", 1, 1),
+        ];
+        for (text, line, column) in cases {
+            let err = Workload::parse(text).expect_err(text);
+            assert_eq!((err.line, err.column), (line, column), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn generated_traces_are_deterministic_and_round_trip() {
+        for shape in [Shape::Diurnal, Shape::Spike, Shape::Ramp] {
+            let a = shape.generate(7);
+            assert_eq!(a, shape.generate(7));
+            assert_ne!(a, shape.generate(8));
+            let text = a.to_text("test");
+            assert_eq!(Workload::parse(&text).unwrap(), a);
+        }
+        assert_eq!(Shape::Diurnal.generate(1).seconds(), 86_400);
+    }
+}
