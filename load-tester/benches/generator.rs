@@ -24,7 +24,7 @@ use load_tester::metrics::Metrics;
 use load_tester::report::write_report;
 use load_tester::schedule::{Arrivals, Plan};
 use load_tester::store::{RunInfo, RunState, RunStore, lock};
-use load_tester::{ImagePool, PoolImage, RunOptions, Workload, run_load_test};
+use load_tester::{ImagePool, PoolImage, RunOptions, Sample, SeriesKind, Workload, run_load_test};
 
 const SECONDS_PER_RATE: usize = 3;
 
@@ -97,8 +97,16 @@ async fn open_loop(target: &str) {
         println!("note: `oha` is not installed (cargo install oha); skipping the comparison\n");
     }
     println!(
-        "{:>7} | {:>9} {:>9} {:>9} {:>9} {:>11} | {:>9} {:>11}",
-        "rate", "sent/s", "lag p50", "lag p99", "lag max", "enq p99", "oha rps", "oha p99"
+        "{:>7} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} | {:>9} {:>11}",
+        "rate",
+        "sent/s",
+        "lag p50",
+        "lag p90",
+        "lag p99",
+        "lag max",
+        "enq p99",
+        "oha rps",
+        "oha p99"
     );
     let reports = tempfile::tempdir().unwrap();
     let mut best = None;
@@ -281,6 +289,25 @@ async fn memory_and_report() {
         (std::mem::size_of::<LatencyRecord>() as f64 + 80.0) * total as f64 / 1e6,
     );
 
+    // A sampled series, as the dispatcher's /stats would give, so all four plots are drawn.
+    {
+        let mut timeline = lock(&state.timeline);
+        for second in 0..SECONDS as u64 {
+            let at = Duration::from_secs(second);
+            timeline.push(
+                at,
+                Sample::new("queue length", SeriesKind::Queue, (second % 17) as f64),
+            );
+            timeline.push(
+                at,
+                Sample::new(
+                    "ready replicas",
+                    SeriesKind::Replicas,
+                    (1 + second / 20) as f64,
+                ),
+            );
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (stats, files) = write_report(&state, None, dir.path()).await.unwrap();

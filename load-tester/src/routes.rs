@@ -102,18 +102,9 @@ impl Control {
             None => Workload::load(&args.workload)?,
         };
         let (pool, _) = ImagePool::load(args.images.clone(), args.resize).await?;
-        let mut options = RunOptions::new(
-            workload,
-            Arc::new(pool),
-            settings.dispatcher_url,
-            &args.reports_dir,
-        );
+        let mut options = RunOptions::with_settings(workload, Arc::new(pool), args, settings);
         options.arrivals = arrivals;
-        options.max_requests = request.max_images;
-        options.drain_timeout = args.drain_timeout;
-        options.concurrency = settings.concurrency;
-        options.request_timeout = args.request_timeout;
-        options.sample_interval = args.sample_interval;
+        options.max_requests = request.max_images.or(args.max_images);
         Ok(options)
     }
 }

@@ -16,7 +16,7 @@ use reqwest::Url;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{GeneratorArgs, endpoint};
+use crate::config::{GeneratorArgs, GeneratorSettings, endpoint};
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -95,12 +95,22 @@ impl RunOptions {
         let settings = args.settings()?;
         let workload = Workload::load(&args.workload)?;
         let (pool, _skipped) = ImagePool::load(args.images.clone(), args.resize).await?;
-        let mut options = Self::new(
+        Ok(Self::with_settings(
             workload,
             Arc::new(pool),
-            settings.dispatcher_url,
-            &args.reports_dir,
-        );
+            args,
+            settings,
+        ))
+    }
+
+    /// Options for `workload` and `pool` with everything else from validated settings.
+    pub fn with_settings(
+        workload: Workload,
+        pool: Arc<ImagePool>,
+        args: &GeneratorArgs,
+        settings: GeneratorSettings,
+    ) -> Self {
+        let mut options = Self::new(workload, pool, settings.dispatcher_url, &args.reports_dir);
         options.arrivals = settings.arrivals;
         options.max_requests = args.max_images;
         options.drain_timeout = args.drain_timeout;
@@ -118,7 +128,7 @@ impl RunOptions {
                 source.kind,
             )));
         }
-        Ok(options)
+        options
     }
 }
 

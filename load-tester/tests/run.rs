@@ -82,18 +82,39 @@ async fn each_second_gets_its_rate_evenly_spread() {
             per_second[second]
         );
     }
+    // Evenly spread: within each second, the typical gap between arrivals is 1/N.
+    let mut sorted = arrivals.clone();
+    sorted.sort_by(|a, b| a.at_unix_ms.total_cmp(&b.at_unix_ms));
+    for (second, n) in [(0u64, 20.0), (1, 50.0), (2, 10.0)] {
+        let mut gaps: Vec<f64> = sorted
+            .windows(2)
+            .filter(|w| ((w[0].at_unix_ms - start) / 1000.0) as u64 == second)
+            .filter(|w| ((w[1].at_unix_ms - start) / 1000.0) as u64 == second)
+            .map(|w| w[1].at_unix_ms - w[0].at_unix_ms)
+            .collect();
+        gaps.sort_by(f64::total_cmp);
+        let median = gaps[gaps.len() / 2];
+        let want = 1000.0 / n;
+        assert!(
+            (median - want).abs() < want * 0.25,
+            "second {second}: median gap {median:.2} ms, want {want} ms"
+        );
+    }
+    // Each request arrives close to its own intended time. Arrival is stamped by the target
+    // after the HTTP exchange starts, on a shared 2-core machine running other tests: the
+    // median must be tight, the tail gets slack, but nothing arrives early.
     errors_ms.sort_by(f64::total_cmp);
-    let p95 = errors_ms[errors_ms.len() * 95 / 100];
-    // Arrival is measured by the target after the HTTP round trip starts, on a shared
-    // 2-core machine: allow a few ms, but nowhere near a bunching of the second.
+    let median = errors_ms[errors_ms.len() / 2];
+    let p90 = errors_ms[errors_ms.len() * 9 / 10];
     assert!(
         errors_ms[0] > -2.0,
         "arrived before its intended time: {errors_ms:?}"
     );
     assert!(
-        p95 < 15.0,
-        "p95 of arrival error {p95:.2} ms: {errors_ms:?}"
+        median < 5.0,
+        "median arrival error {median:.2} ms: {errors_ms:?}"
     );
+    assert!(p90 < 25.0, "p90 arrival error {p90:.2} ms: {errors_ms:?}");
     assert_eq!(outcome.stats.succeeded, 80);
     assert_eq!(outcome.stats.missing, 0);
     assert!(!outcome.interrupted);
