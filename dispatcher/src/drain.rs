@@ -116,7 +116,7 @@ mod tests {
         for i in 0..n {
             let item = Item {
                 id: i.to_string(),
-                image: "AAAA".into(),
+                image: bytes::Bytes::from_static(b"AAAA"),
                 enqueued_at: Instant::now(),
                 enqueued_at_ms: 0.0,
             };

@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //! - [`config`]: `Config` (flags and env vars) validated into `Settings`.
-//! - [`routes`]: the HTTP API and its middleware; [`error`]: the error responses.
+//! - [`routes`]: the HTTP API and its middleware; [`enqueue`]: the `/enqueue` body, parsed
+//!   without copying the image; [`error`]: the error responses.
 //! - [`queue`]: the FIFO bounded by count and bytes.
 //! - [`drain`]: the paced drain and its catch-up rule.
 //! - [`balancer`]: endpoint health, ejection and the least-in-flight choice;
@@ -24,6 +25,7 @@ pub mod balancer;
 pub mod config;
 pub mod drain;
 pub mod endpoints;
+pub mod enqueue;
 pub mod error;
 mod lifecycle;
 pub mod metrics;

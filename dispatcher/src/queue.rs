@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::Bytes;
 use prometheus::IntGauge;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -17,8 +18,9 @@ use tokio::time::Instant;
 pub struct Item {
     /// The client's id, or a generated UUID.
     pub id: String,
-    /// The base64 payload as received (validated, never decoded here).
-    pub image: String,
+    /// The base64 payload as received (UTF-8, validated, never decoded here): usually a slice
+    /// of the request body, which the queue then keeps alive instead of a copy.
+    pub image: Bytes,
     /// Monotonic enqueue time: every later timestamp of the item is measured from it.
     pub enqueued_at: Instant,
     /// Wall-clock enqueue time, Unix epoch ms (the record's `enqueuedAtMs`).
@@ -180,7 +182,7 @@ mod tests {
     fn item(id: &str, image_len: usize) -> Item {
         Item {
             id: id.into(),
-            image: "A".repeat(image_len),
+            image: Bytes::from("A".repeat(image_len)),
             enqueued_at: Instant::now(),
             enqueued_at_ms: 0.0,
         }

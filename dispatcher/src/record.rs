@@ -86,7 +86,7 @@ mod tests {
     async fn times_add_up() {
         let item = Item {
             id: "a".into(),
-            image: String::new(),
+            image: bytes::Bytes::new(),
             enqueued_at: Instant::now(),
             enqueued_at_ms: 1_000_000.0,
         };

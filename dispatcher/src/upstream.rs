@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness_core::ApiErrorBody;
-use harness_core::wire::{InferRequest, InferResponse, OUTCOME_OK};
+use harness_core::wire::{InferResponse, OUTCOME_OK};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use tokio::time::Instant;
@@ -91,12 +91,10 @@ impl Upstream {
     }
 
     async fn attempts(&self, item: &Item, first: Permit, progress: &mut Attempts) -> Finished {
-        let body = match serde_json::to_vec(&InferRequest {
-            image: item.image.clone(),
-        }) {
-            Ok(body) => Bytes::from(body),
+        let body = match infer_body(&item.image) {
+            Ok(body) => body,
             Err(err) => {
-                tracing::error!(%err, id = %item.id, "cannot serialise the inference request");
+                tracing::error!(%err, id = %item.id, "cannot build the inference request");
                 return failed("internal");
             }
         };
@@ -161,6 +159,17 @@ impl Upstream {
             Err(err) => (transport_failure(&err, &endpoint.base), Some(status)),
         }
     }
+}
+
+/// `{"image":"<base64>"}` for `POST /infer`, built once per item and shared by its attempts.
+fn infer_body(image: &[u8]) -> anyhow::Result<Bytes> {
+    /// [`InferRequest`]'s shape, borrowing the queued image.
+    #[derive(serde::Serialize)]
+    struct InferBody<'a> {
+        image: &'a str,
+    }
+    let image = std::str::from_utf8(image)?;
+    Ok(Bytes::from(serde_json::to_vec(&InferBody { image })?))
 }
 
 fn failed(code: &str) -> Finished {
@@ -239,6 +248,14 @@ mod tests {
 
     fn body(v: serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(&v).expect("json")
+    }
+
+    #[test]
+    fn the_infer_body_is_an_infer_request() {
+        let body = infer_body(b"data:image/png;base64,aGk=").expect("utf-8");
+        let request: harness_core::wire::InferRequest =
+            serde_json::from_slice(&body).expect("inference's request type");
+        assert_eq!(request.image, "data:image/png;base64,aGk=");
     }
 
     #[test]
