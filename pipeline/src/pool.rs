@@ -1,0 +1,334 @@
+//! The local replica pool: inference replicas inside this process, scaled like a Deployment.
+//!
+//! Each replica is its own [`inference::run`] on its own `127.0.0.1` port with its own worker
+//! pool, and loads the model itself: that load is the replica's real cold start, during which
+//! its `/readyz` answers 503. The pool publishes the replicas' base URLs on a
+//! [`tokio::sync::watch`] channel; the dispatcher ([`dispatcher::EndpointSource::Watch`]) and
+//! the autoscaler's scrape source follow it.
+//!
+//! A replica's life mirrors a pod's:
+//! - **scale-up**: bind a port, start the replica, publish the new set at once. The dispatcher's
+//!   prober takes the replica into rotation when `/readyz` turns 200.
+//! - **scale-down**: the newest replicas go first (a ReplicaSet deletes not-ready and younger
+//!   pods first). They leave the published set, then after [`PoolSettings::deregistration_delay`]
+//!   their graceful shutdown starts: no new connections, in-flight requests finish. The delay
+//!   plays the role of a pod's pre-stop hook, covering a dispatch already on its way.
+//!
+//! The pool implements the autoscaler's [`ScaleTarget`]. Dropping it stops every replica.
+
+use std::sync::Mutex as SyncMutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use autoscaler::{ScaleTarget, TargetError};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::Error;
+
+/// How often [`ReplicaPool::wait_ready`] polls `/readyz`.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// How the pool runs its replicas.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Replicas at start and the lowest count the pool accepts (at least 1).
+    pub min_replicas: u32,
+    /// The highest count the pool accepts.
+    pub max_replicas: u32,
+    /// Every replica's configuration (`listen` is ignored: each binds `127.0.0.1:0`).
+    pub inference: inference::Config,
+    /// Time between a replica leaving the published set and the start of its shutdown.
+    pub deregistration_delay: Duration,
+}
+
+/// One change of the pool's size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleEvent {
+    /// Wall-clock time of the change, Unix epoch ms.
+    pub at_unix_ms: f64,
+    pub from: u32,
+    pub to: u32,
+}
+
+/// A running replica.
+struct Replica {
+    url: String,
+    /// Starts the replica's graceful shutdown (a child of the pool's token).
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Inference replicas in this process; see the module documentation.
+pub struct ReplicaPool {
+    settings: PoolSettings,
+    /// An async mutex: resizing binds ports (awaits) and must not interleave with another
+    /// resize, or two decisions could both act on the same old count.
+    replicas: Mutex<Vec<Replica>>,
+    /// The length of `replicas`, readable without the lock (samplers, `current_replicas`).
+    size: AtomicU32,
+    endpoints: watch::Sender<Vec<String>>,
+    events: SyncMutex<Vec<ScaleEvent>>,
+    /// Parent of every replica's stop token: cancelled by shutdown and on drop.
+    stop_all: CancellationToken,
+    /// Replica tasks and their delayed stops.
+    tasks: TaskTracker,
+    client: reqwest::Client,
+}
+
+impl ReplicaPool {
+    /// Starts `min_replicas` replicas. They load the model in the background; see
+    /// [`ReplicaPool::wait_ready`].
+    pub async fn start(settings: PoolSettings) -> Result<Self, Error> {
+        if settings.min_replicas == 0 {
+            return Err(Error::invalid("min-replicas", "must be at least 1"));
+        }
+        if settings.min_replicas > settings.max_replicas {
+            return Err(Error::invalid(
+                "max-replicas",
+                format!("must be ≥ --min-replicas ({})", settings.min_replicas),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::invalid("min-replicas", format!("HTTP client: {e}")))?;
+        let pool = Self {
+            replicas: Mutex::new(Vec::new()),
+            size: AtomicU32::new(0),
+            endpoints: watch::Sender::new(Vec::new()),
+            events: SyncMutex::new(Vec::new()),
+            stop_all: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            client,
+            settings,
+        };
+        let mut replicas = pool.replicas.lock().await;
+        for _ in 0..pool.settings.min_replicas {
+            replicas.push(pool.spawn_replica().await?);
+        }
+        pool.publish(&replicas);
+        drop(replicas);
+        Ok(pool)
+    }
+
+    /// A receiver of the replicas' base URLs (`http://127.0.0.1:41234`), oldest first.
+    pub fn endpoints(&self) -> watch::Receiver<Vec<String>> {
+        self.endpoints.subscribe()
+    }
+
+    /// The replica count the pool is set to, including replicas still loading the model.
+    pub fn replicas(&self) -> u32 {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Every change of size so far, in order.
+    pub fn events(&self) -> Vec<ScaleEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// Sets the number of replicas: starts new ones, or unpublishes and then gracefully stops
+    /// the newest. Returns once the new set is published; stopping replicas finish their
+    /// in-flight requests in the background.
+    pub async fn set_replicas(&self, count: u32) -> Result<(), Error> {
+        let (min, max) = (self.settings.min_replicas, self.settings.max_replicas);
+        if !(min..=max).contains(&count) {
+            return Err(Error::OutOfRange {
+                requested: count,
+                min,
+                max,
+            });
+        }
+        let mut replicas = self.replicas.lock().await;
+        if self.stop_all.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let from = replicas.len();
+        let target = count as usize;
+        let mut result = Ok(());
+        if target > from {
+            for _ in from..target {
+                match self.spawn_replica().await {
+                    Ok(replica) => replicas.push(replica),
+                    Err(err) => {
+                        result = Err(err);
+                        break;
+                    }
+                }
+            }
+        }
+        let keep = target.min(replicas.len());
+        let leaving = replicas.split_off(keep);
+        // Unpublish before stopping: the dispatcher must stop choosing a replica before the
+        // replica stops accepting connections.
+        self.publish(&replicas);
+        for replica in leaving {
+            self.retire(replica);
+        }
+        if replicas.len() != from {
+            self.record(from as u32, replicas.len() as u32);
+        }
+        result
+    }
+
+    /// Waits until every current replica answers `/readyz` with 200. Fails if a replica
+    /// stopped by itself (the model could not be loaded) or `timeout` passes.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let urls = {
+                let mut replicas = self.replicas.lock().await;
+                for replica in replicas.iter_mut() {
+                    if replica.task.is_finished() {
+                        let reason = match (&mut replica.task).await {
+                            Ok(Ok(())) => "stopped".to_owned(),
+                            Ok(Err(err)) => format!("{err:#}"),
+                            Err(join) => join.to_string(),
+                        };
+                        return Err(Error::ReplicaFailed {
+                            url: replica.url.clone(),
+                            reason,
+                        });
+                    }
+                }
+                replicas.iter().map(|r| r.url.clone()).collect::<Vec<_>>()
+            };
+            let mut pending = 0;
+            for url in &urls {
+                if !self.is_ready(url).await {
+                    pending += 1;
+                }
+            }
+            if pending == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::NotReady { pending, timeout });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// Unpublishes every replica, stops them all and waits (at most `timeout`) for their
+    /// in-flight requests to finish. The pool refuses to resize afterwards.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let mut replicas = self.replicas.lock().await;
+        self.stop_all.cancel();
+        let from = replicas.len();
+        replicas.clear();
+        self.publish(&replicas);
+        if from > 0 {
+            self.record(from as u32, 0);
+        }
+        drop(replicas);
+        self.tasks.close();
+        if tokio::time::timeout(timeout, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?timeout, "replicas did not stop in time");
+        }
+    }
+
+    async fn is_ready(&self, base: &str) -> bool {
+        let response = self.client.get(format!("{base}/readyz")).send().await;
+        response.is_ok_and(|r| r.status().is_success())
+    }
+
+    async fn spawn_replica(&self) -> Result<Replica, Error> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(Error::Bind)?;
+        let addr = listener.local_addr().map_err(Error::Bind)?;
+        let url = format!("http://{addr}");
+        let stop = self.stop_all.child_token();
+        let config = self.settings.inference.clone();
+        let task = self.tasks.spawn({
+            let stop = stop.clone();
+            let url = url.clone();
+            async move {
+                let result = inference::run(listener, config, stop.cancelled_owned()).await;
+                if let Err(err) = &result {
+                    tracing::error!(%url, err = format!("{err:#}"), "replica failed");
+                }
+                result
+            }
+        });
+        tracing::info!(%url, "replica starting");
+        Ok(Replica { url, stop, task })
+    }
+
+    /// Stops a replica that has left the published set, after the deregistration delay.
+    fn retire(&self, replica: Replica) {
+        let delay = self.settings.deregistration_delay;
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                // Shutdown of the whole pool: no reason to wait.
+                () = replica.stop.cancelled() => {}
+            }
+            tracing::info!(url = %replica.url, "replica stopping");
+            replica.stop.cancel();
+            // The replica's own task is tracked too; this only orders the log line.
+            let _ = replica.task.await;
+            tracing::info!(url = %replica.url, "replica stopped");
+        });
+    }
+
+    fn publish(&self, replicas: &[Replica]) {
+        let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+        self.size.store(urls.len() as u32, Ordering::Relaxed);
+        // `send_replace` also works with no receiver left.
+        self.endpoints.send_replace(urls);
+    }
+
+    fn record(&self, from: u32, to: u32) {
+        let event = ScaleEvent {
+            at_unix_ms: harness_core::wire::now_unix_millis(),
+            from,
+            to,
+        };
+        tracing::info!(from, to, "pool resized");
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(event);
+    }
+}
+
+impl Drop for ReplicaPool {
+    /// Starts every replica's graceful shutdown; their tasks end on their own.
+    fn drop(&mut self) {
+        self.stop_all.cancel();
+    }
+}
+
+impl ScaleTarget for ReplicaPool {
+    fn describe(&self) -> String {
+        format!(
+            "local pool ({}..={} replicas)",
+            self.settings.min_replicas, self.settings.max_replicas
+        )
+    }
+
+    async fn current_replicas(&self) -> Result<u32, TargetError> {
+        Ok(self.replicas())
+    }
+
+    async fn scale_to(&self, replicas: u32) -> Result<(), TargetError> {
+        self.set_replicas(replicas).await.map_err(TargetError::from)
+    }
+}
