@@ -141,7 +141,8 @@ pub struct SimulateArgs {
     /// Seed of the arrival and service-time streams.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Replicas at the start (default: minWarmReplicas; static:N always starts at N).
+    /// Replicas at the start (default: enough for the first minute's mean rate at
+    /// targetUtilization; static:N always starts at N).
     #[arg(long)]
     pub initial_replicas: Option<u32>,
     /// Requests the dispatcher queue holds before refusing (its --queue-capacity).

@@ -49,8 +49,6 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tuning {
     pub decision: DecisionParams,
-    /// Time from asking for a pod to it serving traffic.
-    pub cold_start: Duration,
     pub forecast: ForecastParams,
     /// Use the measured per-pod service rate (when the source has it) instead of
     /// `serviceRatePerPod`.

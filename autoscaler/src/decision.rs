@@ -1,8 +1,9 @@
 //! The predictive sizing rule and its stability controls. Pure: time comes in as an argument.
 //!
 //! Replicas needed for a load λ (requests/s) are the larger of two bounds, computed on
-//! `λ × safetyMargin` plus the rate needed to drain the current queue within
-//! `queueDrainSeconds`:
+//! `λ × safetyMargin` plus the rate that drains, within `queueDrainSeconds`, the backlog there
+//! will be when new replicas are ready (the queue now, plus what the current replicas fall
+//! behind during the cold start):
 //! - utilisation: `ceil(λ / (μ · targetUtilization))`;
 //! - SLA: the smallest k with P(wait > `slaLatencySeconds`) ≤ `slaViolationProbability` in an
 //!   M/M/k queue ([`crate::queueing`]).
@@ -10,10 +11,13 @@
 //! An optional cost step then adds replicas while one more pod costs less than the SLA
 //! violations it saves. The count needed is the larger of the needs of the forecast and of the
 //! load observed now, so the controller scales down only when both allow it. Stability
-//! controls follow: min/max, a cooldown after any scaling before a scale-down, the largest step
-//! per interval, a breaker that can freeze scale-down, and a panic mode that scales up at once
-//! (ignoring the step limit) when observed load jumps far above what was forecast.
+//! controls follow: min/max; a scale-down cooldown (a scale-down goes no lower than the
+//! highest need of the last `scaleDownCooldownSeconds`, so the need must have been lower for
+//! that long, the way the HPA's stabilisation window works); the largest step per interval; a
+//! breaker that can freeze scale-down; and a panic mode that scales up at once (ignoring the
+//! step limit) when observed load jumps far above what was forecast.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -28,11 +32,15 @@ pub struct DecisionParams {
     pub target_utilization: f64,
     pub sla_latency: Duration,
     pub sla_violation_probability: f64,
+    /// Time from asking for a replica to it serving.
+    pub cold_start: Duration,
     pub min_replicas: u32,
     pub max_replicas: u32,
+    /// How long the need must have been lower before a scale-down follows it.
     pub scale_down_cooldown: Duration,
     pub safety_margin: f64,
-    /// The queue present now is drained within this time on top of the arrival rate.
+    /// The backlog when new replicas are ready is drained within this time, on top of the
+    /// arrival rate.
     pub queue_drain: Duration,
     /// Most replicas added per decision (outside panic mode); `None`: no limit.
     pub max_step_up: Option<u32>,
@@ -49,13 +57,14 @@ impl Default for DecisionParams {
             target_utilization: 0.7,
             sla_latency: Duration::from_millis(500),
             sla_violation_probability: 0.05,
+            cold_start: Duration::from_secs(30),
             min_replicas: 1,
             max_replicas: 50,
             scale_down_cooldown: Duration::from_secs(120),
             safety_margin: 1.1,
             queue_drain: Duration::from_secs(30),
             max_step_up: None,
-            max_step_down: Some(2),
+            max_step_down: None,
             cost: None,
             panic: Some(PanicParams::default()),
         }
@@ -71,7 +80,8 @@ pub struct CostParams {
 }
 
 /// Panic mode: when observed load exceeds `threshold ×` the load forecast for now (by at least
-/// one replica's worth), scale up without the step limit and allow no scale-down for `window`.
+/// one replica's worth), size for the surge continuing one more interval (observed + surge),
+/// scale up without the step limit, and allow no scale-down for `window`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PanicParams {
     pub threshold: f64,
@@ -81,7 +91,7 @@ pub struct PanicParams {
 impl Default for PanicParams {
     fn default() -> Self {
         Self {
-            threshold: 2.0,
+            threshold: 1.5,
             window: Duration::from_secs(60),
         }
     }
@@ -112,7 +122,7 @@ pub struct DecisionInput {
 pub enum DecisionReason {
     /// The sizing rule's answer, unconstrained.
     Sized,
-    /// Scale-down held: cooldown since the last scaling has not passed.
+    /// Scale-down held (or shortened): the need was higher within the cooldown window.
     Cooldown,
     /// Scale-down held: the telemetry breaker is open.
     BreakerOpen,
@@ -170,7 +180,8 @@ pub struct Decision {
 #[derive(Debug, Clone)]
 pub struct Decider {
     params: DecisionParams,
-    last_scaled: Option<Instant>,
+    /// Needs (clamped to min/max) within the cooldown window, oldest first.
+    recent_needs: VecDeque<(Instant, u32)>,
     panic_until: Option<Instant>,
 }
 
@@ -178,7 +189,7 @@ impl Decider {
     pub fn new(params: DecisionParams) -> Self {
         Self {
             params,
-            last_scaled: None,
+            recent_needs: VecDeque::new(),
             panic_until: None,
         }
     }
@@ -187,17 +198,17 @@ impl Decider {
         &self.params
     }
 
-    /// Records that the target was scaled at `now` (starts the scale-down cooldown).
-    pub fn on_scaled(&mut self, now: Instant) {
-        self.last_scaled = Some(now);
-    }
-
-    /// Replicas needed for `rate` requests/s with `queue` waiting, before stability controls
-    /// (`max_replicas + 1` when even `max_replicas` is not enough).
-    pub fn needed(&self, rate: f64, queue: f64, mu: f64) -> u32 {
+    /// Replicas needed for `rate` requests/s with `queue` waiting and `current` replicas
+    /// serving, before stability controls (`max_replicas + 1` when even `max_replicas` is not
+    /// enough).
+    pub fn needed(&self, rate: f64, queue: f64, mu: f64, current: u32) -> u32 {
         let p = &self.params;
-        let drain = queue.max(0.0) / p.queue_drain.as_secs_f64().max(1e-3);
-        let lambda = rate.max(0.0) * p.safety_margin + drain;
+        let rate = rate.max(0.0);
+        // What the queue will hold when replicas asked for now are ready.
+        let shortfall = (rate - f64::from(current) * mu).max(0.0);
+        let backlog = queue.max(0.0) + shortfall * p.cold_start.as_secs_f64();
+        let drain = backlog / p.queue_drain.as_secs_f64().max(1e-3);
+        let lambda = rate * p.safety_margin + drain;
         let load = Load::new(lambda, mu);
         // Either bound may exceed max_replicas: report it as max + 1 so that callers see the
         // clamp, without searching past max.
@@ -243,14 +254,18 @@ impl Decider {
             .service_rate_per_pod
             .filter(|m| m.is_finite() && *m > 0.0)
             .unwrap_or(self.params.service_rate_per_pod);
-        let panic = self.update_panic(input, mu);
+        let (panic, surge) = self.update_panic(input, mu);
         let p = &self.params;
-        let peak = input.forecast_rate.max(input.observed_rate);
+        // A surge just detected is assumed to go on rising for one more interval.
+        let surging = input.observed_rate + surge;
+        let peak = input.forecast_rate.max(surging);
+        let (queue, current) = (input.queue_length, input.current_replicas);
         let needed = self
-            .needed(input.forecast_rate, input.queue_length, mu)
-            .max(self.needed(input.observed_rate, input.queue_length, mu));
+            .needed(input.forecast_rate, queue, mu, current)
+            .max(self.needed(surging, queue, mu, current));
         let bounded = needed.clamp(p.min_replicas, p.max_replicas);
-        let current = input.current_replicas;
+        let floor = self.remember_need(input.now, bounded);
+        let p = &self.params;
         let (desired, reason) = if bounded > current {
             match p.max_step_up {
                 Some(step) if !panic && bounded - current > step => {
@@ -260,7 +275,7 @@ impl Decider {
                 _ => (bounded, reason_for(needed, bounded)),
             }
         } else if bounded < current {
-            self.limit_scale_down(input, bounded, panic)
+            self.limit_scale_down(input, bounded, floor, panic)
         } else {
             (bounded, reason_for(needed, bounded))
         };
@@ -277,10 +292,29 @@ impl Decider {
         }
     }
 
+    /// Records this decision's need and returns the highest need within the cooldown window.
+    fn remember_need(&mut self, now: Instant, need: u32) -> u32 {
+        let window = self.params.scale_down_cooldown;
+        while self
+            .recent_needs
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_duration_since(at) >= window)
+        {
+            self.recent_needs.pop_front();
+        }
+        self.recent_needs.push_back((now, need));
+        self.recent_needs
+            .iter()
+            .map(|&(_, n)| n)
+            .max()
+            .unwrap_or(need)
+    }
+
     fn limit_scale_down(
         &self,
         input: &DecisionInput,
         bounded: u32,
+        floor: u32,
         panic: bool,
     ) -> (u32, DecisionReason) {
         let p = &self.params;
@@ -291,26 +325,29 @@ impl Decider {
         if !input.scale_down_allowed {
             return (current, DecisionReason::BreakerOpen);
         }
-        if let Some(at) = self.last_scaled
-            && input.now.saturating_duration_since(at) < p.scale_down_cooldown
-        {
-            return (current, DecisionReason::Cooldown);
-        }
+        let (target, reason) = if floor > bounded {
+            (floor.min(current), DecisionReason::Cooldown)
+        } else {
+            (bounded, DecisionReason::Sized)
+        };
         match p.max_step_down {
-            Some(step) if current - bounded > step => (current - step, DecisionReason::StepLimited),
-            _ => (bounded, DecisionReason::Sized),
+            Some(step) if current - target > step => (current - step, DecisionReason::StepLimited),
+            _ => (target, reason),
         }
     }
 
-    /// Enters panic mode when the observed rate is far above what was expected, and reports
-    /// whether panic mode is on at `input.now`.
-    fn update_panic(&mut self, input: &DecisionInput, mu: f64) -> bool {
+    /// Enters panic mode when the observed rate is far above what was expected. Returns
+    /// whether panic mode is on at `input.now`, and the surge (observed − expected) when one
+    /// was detected now (else 0).
+    fn update_panic(&mut self, input: &DecisionInput, mu: f64) -> (bool, f64) {
         let Some(panic) = self.params.panic else {
-            return false;
+            return (false, 0.0);
         };
+        let mut detected = 0.0;
         if let Some(expected) = input.expected_rate {
             let surge = input.observed_rate - expected;
             if input.observed_rate > panic.threshold * expected && surge >= mu {
+                detected = surge;
                 if self.panic_until.is_none_or(|until| input.now >= until) {
                     tracing::warn!(
                         observed = input.observed_rate,
@@ -321,7 +358,10 @@ impl Decider {
                 self.panic_until = Some(input.now + panic.window);
             }
         }
-        self.panic_until.is_some_and(|until| input.now < until)
+        (
+            self.panic_until.is_some_and(|until| input.now < until),
+            detected,
+        )
     }
 }
 

@@ -53,7 +53,7 @@ impl Default for TuningFile {
             forecasting_model: ForecastFile::default(),
             queue_drain_seconds: 30.0,
             max_scale_up_step: None,
-            max_scale_down_step: Some(2),
+            max_scale_down_step: None,
             use_measured_service_rate: false,
             panic: PanicFile::default(),
             cost: None,
@@ -115,7 +115,7 @@ impl Default for PanicFile {
     fn default() -> Self {
         Self {
             enabled: true,
-            threshold: 2.0,
+            threshold: 1.5,
             window_seconds: 60.0,
         }
     }
@@ -219,7 +219,7 @@ pub struct QueueFile {
 impl Default for QueueFile {
     fn default() -> Self {
         Self {
-            target_per_replica: 10.0,
+            target_per_replica: 1.0,
         }
     }
 }
@@ -301,6 +301,7 @@ impl TuningFile {
             target_utilization: fraction("targetUtilization", self.target_utilization)?,
             sla_latency: seconds("slaLatencySeconds", self.sla_latency_seconds)?,
             sla_violation_probability: sla_p,
+            cold_start: seconds("coldStartSeconds", self.cold_start_seconds)?,
             min_replicas: self.min_warm_replicas,
             max_replicas,
             scale_down_cooldown: seconds(
@@ -326,7 +327,6 @@ impl TuningFile {
         }
         Ok(Tuning {
             decision,
-            cold_start: seconds("coldStartSeconds", self.cold_start_seconds)?,
             forecast: self.forecasting_model.validate()?,
             use_measured_service_rate: self.use_measured_service_rate,
             breaker: self.breaker.validate()?,

@@ -45,7 +45,7 @@ hpa:
     let d = &t.decision;
     assert_eq!(d.service_rate_per_pod, 12.5);
     assert_eq!(d.target_utilization, 0.6);
-    assert_eq!(t.cold_start, Duration::from_secs(45));
+    assert_eq!(d.cold_start, Duration::from_secs(45));
     assert_eq!(d.sla_latency, Duration::from_millis(250));
     assert_eq!(d.sla_violation_probability, 0.01);
     assert_eq!((d.min_replicas, d.max_replicas), (3, 80));

@@ -8,9 +8,10 @@ fn params() -> DecisionParams {
         target_utilization: 0.7,
         sla_latency: Duration::from_millis(500),
         sla_violation_probability: 0.05,
+        cold_start: Duration::from_secs(30),
         min_replicas: 2,
         max_replicas: 40,
-        scale_down_cooldown: Duration::from_secs(120),
+        scale_down_cooldown: Duration::ZERO,
         safety_margin: 1.0,
         queue_drain: Duration::from_secs(30),
         max_step_up: Some(4),
@@ -42,7 +43,7 @@ fn needed_is_the_larger_of_the_utilisation_and_sla_bounds() {
             .required_servers(0.5, 0.05, 40)
             .servers;
         assert_eq!(
-            d.needed(lambda, 0.0, 10.0),
+            d.needed(lambda, 0.0, 10.0, 1000),
             by_utilisation.max(by_sla),
             "λ={lambda}"
         );
@@ -54,15 +55,27 @@ fn needed_is_the_larger_of_the_utilisation_and_sla_bounds() {
         target_utilization: 1.0,
         ..params()
     });
-    assert!(strict.needed(100.0, 0.0, 10.0) > 10);
+    assert!(strict.needed(100.0, 0.0, 10.0, 1000) > 10);
     // The queue adds its drain rate: 300 waiting over 30 s = 10/s more.
-    assert_eq!(d.needed(90.0, 300.0, 10.0), d.needed(100.0, 0.0, 10.0));
+    assert_eq!(
+        d.needed(90.0, 300.0, 10.0, 1000),
+        d.needed(100.0, 0.0, 10.0, 1000)
+    );
+    // So does the backlog the current replicas will build up during the 30 s cold start:
+    // 5 replicas serve 50/s of 90/s, so 1200 more wait, drained over 30 s = 40/s more.
+    assert_eq!(
+        d.needed(90.0, 0.0, 10.0, 5),
+        d.needed(130.0, 0.0, 10.0, 1000)
+    );
     // The safety margin scales the load.
     let margin = Decider::new(DecisionParams {
         safety_margin: 2.0,
         ..params()
     });
-    assert_eq!(margin.needed(50.0, 0.0, 10.0), d.needed(100.0, 0.0, 10.0));
+    assert_eq!(
+        margin.needed(50.0, 0.0, 10.0, 1000),
+        d.needed(100.0, 0.0, 10.0, 1000)
+    );
 }
 
 #[test]
@@ -72,7 +85,7 @@ fn scales_down_only_when_both_current_and_forecast_load_allow() {
         max_step_down: None,
         ..params()
     });
-    let high = d.needed(100.0, 0.0, 10.0);
+    let high = d.needed(100.0, 0.0, 10.0, 1000);
     // Forecast says low, observed says high: no scale-down.
     let dec = d.decide(&input(t0, high, 100.0, 10.0));
     assert_eq!((dec.desired, dec.direction), (high, Direction::Hold));
@@ -81,23 +94,53 @@ fn scales_down_only_when_both_current_and_forecast_load_allow() {
     assert_eq!(dec.direction, Direction::Hold);
     // Both low: scale down.
     let dec = d.decide(&input(t0, high, 10.0, 10.0));
-    assert_eq!(dec.desired, d.needed(10.0, 0.0, 10.0).max(2));
+    assert_eq!(dec.desired, d.needed(10.0, 0.0, 10.0, 1000).max(2));
     assert_eq!(dec.direction, Direction::Down);
 }
 
 #[test]
-fn cooldown_holds_scale_down_after_any_scaling() {
+fn scale_down_waits_until_the_need_has_been_lower_for_the_cooldown() {
     let t0 = Instant::now();
-    let mut d = Decider::new(params());
-    d.on_scaled(t0);
     let at = |s: u64| t0 + Duration::from_secs(s);
-    let dec = d.decide(&input(at(119), 10, 1.0, 1.0));
-    assert_eq!((dec.desired, dec.reason), (10, DecisionReason::Cooldown));
-    // Scaling up is never held by the cooldown.
-    let up = d.decide(&input(at(60), 10, 90.0, 90.0));
-    assert_eq!(up.direction, Direction::Up);
-    let dec = d.decide(&input(at(120), 10, 1.0, 1.0));
-    assert_eq!((dec.desired, dec.reason), (8, DecisionReason::StepLimited));
+    let mut d = Decider::new(DecisionParams {
+        scale_down_cooldown: Duration::from_secs(120),
+        max_step_down: None,
+        ..params()
+    });
+    let need = |rate: f64| Decider::new(params()).needed(rate, 0.0, 10.0, 1000).max(2);
+    assert_eq!(
+        d.decide(&input(at(0), need(70.0), 70.0, 70.0)).direction,
+        Direction::Hold
+    );
+    let high = need(70.0);
+    // The load falls at 60 s: held at the need of t = 0 while it is within 120 s, through a
+    // bump at 100 s.
+    for (s, rate) in [(60, 1.0), (90, 1.0), (100, 35.0), (119, 1.0)] {
+        let dec = d.decide(&input(at(s), high, rate, rate));
+        assert_eq!(
+            (dec.desired, dec.reason),
+            (high, DecisionReason::Cooldown),
+            "t={s}"
+        );
+    }
+    // Once t = 0 leaves the window, down only to the bump's need; later all the way.
+    let dec = d.decide(&input(at(130), high, 1.0, 1.0));
+    assert_eq!(
+        (dec.desired, dec.reason),
+        (need(35.0), DecisionReason::Cooldown)
+    );
+    let dec = d.decide(&input(at(220), need(35.0), 1.0, 1.0));
+    assert_eq!((dec.desired, dec.reason), (2, DecisionReason::Sized));
+    // Scaling up is never held.
+    let mut fresh = Decider::new(DecisionParams {
+        scale_down_cooldown: Duration::from_secs(120),
+        ..params()
+    });
+    fresh.decide(&input(at(0), 10, 1.0, 1.0));
+    assert_eq!(
+        fresh.decide(&input(at(1), 10, 90.0, 90.0)).direction,
+        Direction::Up
+    );
 }
 
 #[test]
@@ -144,14 +187,14 @@ fn panic_mode_skips_the_step_limit_and_holds_scale_down_for_its_window() {
         }),
         ..params()
     });
-    let mut surge = input(t0, 3, 200.0, 40.0);
-    surge.expected_rate = Some(40.0);
+    let mut surge = input(t0, 3, 50.0, 20.0);
+    surge.expected_rate = Some(20.0);
     let dec = d.decide(&surge);
     assert!(dec.panic);
-    assert_eq!(
-        (dec.desired, dec.reason),
-        (d.needed(200.0, 0.0, 10.0), DecisionReason::Panic)
-    );
+    // Sized for the surge going on one more interval: 50 + (50 − 20) = 80/s, not 50/s.
+    let for_80 = d.needed(80.0, 0.0, 10.0, 3);
+    assert!(for_80 > d.needed(50.0, 0.0, 10.0, 3));
+    assert_eq!((dec.desired, dec.reason), (for_80, DecisionReason::Panic));
     assert!(dec.desired > 3 + 4, "panic must bypass the +4 step limit");
     // A lull within the window is not trusted.
     let dec = d.decide(&input(t0 + Duration::from_secs(30), 30, 1.0, 1.0));
@@ -174,7 +217,7 @@ fn the_cost_step_buys_pods_only_when_violations_cost_more() {
         sla_violation_probability: 0.5,
         ..params()
     };
-    let base = Decider::new(params()).needed(100.0, 0.0, 10.0);
+    let base = Decider::new(params()).needed(100.0, 0.0, 10.0, 1000);
     let cheap = Decider::new(DecisionParams {
         cost: Some(CostParams {
             pod_cost_per_hour: 1.0,
@@ -182,7 +225,7 @@ fn the_cost_step_buys_pods_only_when_violations_cost_more() {
         }),
         ..params()
     });
-    assert!(cheap.needed(100.0, 0.0, 10.0) > base);
+    assert!(cheap.needed(100.0, 0.0, 10.0, 1000) > base);
     let pricey = Decider::new(DecisionParams {
         cost: Some(CostParams {
             pod_cost_per_hour: 1e9,
@@ -190,7 +233,7 @@ fn the_cost_step_buys_pods_only_when_violations_cost_more() {
         }),
         ..params()
     });
-    assert_eq!(pricey.needed(100.0, 0.0, 10.0), base);
+    assert_eq!(pricey.needed(100.0, 0.0, 10.0, 1000), base);
 }
 
 #[test]

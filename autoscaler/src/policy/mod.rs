@@ -198,9 +198,9 @@ impl Policy {
     /// Tells the policy that the target went from `from` to `to` replicas at `now`.
     pub fn on_scaled(&mut self, now: Instant, from: u32, to: u32) {
         match self {
-            Policy::Predictive(p) => p.on_scaled(now),
             Policy::Hpa(hpa) | Policy::Queue(hpa) => hpa.on_scaled(now, from, to),
-            Policy::Static(_) => {}
+            // The predictive rule's windows run on its own decisions, not on scale events.
+            Policy::Predictive(_) | Policy::Static(_) => {}
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The predictive policy: feed the observed arrival rate to the forecaster, size the target for
 //! the forecast at the cold-start horizon ([`crate::decision`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Tuning;
 use crate::decision::{Decider, DecisionInput, DecisionReason};
@@ -23,7 +23,7 @@ pub struct Predictive {
 impl Predictive {
     pub fn new(tuning: &Tuning, interval: Duration) -> Self {
         let step = interval.as_secs_f64().max(1e-3);
-        let horizon = ((tuning.cold_start.as_secs_f64() + step) / step).ceil();
+        let horizon = ((tuning.decision.cold_start.as_secs_f64() + step) / step).ceil();
         Self {
             forecaster: Forecaster::new(tuning.forecast),
             decider: Decider::new(tuning.decision.clone()),
@@ -74,10 +74,6 @@ impl Predictive {
             sla_violation_probability: Some(decision.sla_violation_probability),
             panic: decision.panic,
         }
-    }
-
-    pub(super) fn on_scaled(&mut self, now: Instant) {
-        self.decider.on_scaled(now);
     }
 }
 

@@ -39,7 +39,16 @@ pub fn simulate(
         std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|&spec| scope.spawn(move || engine::run(workload, spec, tuning, params)))
+                .map(|&spec| {
+                    scope.spawn(move || {
+                        // The policies log as they would in production; thousands of
+                        // simulated decisions would drown the table.
+                        let quiet = tracing::subscriber::NoSubscriber::default();
+                        tracing::subscriber::with_default(quiet, || {
+                            engine::run(workload, spec, tuning, params)
+                        })
+                    })
+                })
                 .collect();
             for handle in handles {
                 match handle.join() {
@@ -53,18 +62,33 @@ pub fn simulate(
 }
 
 /// Simulation parameters from the tuning and the command line.
-pub fn params(tuning: &Tuning, args: &SimulateArgs, service: ServiceTime) -> SimParams {
+pub fn params(
+    tuning: &Tuning,
+    args: &SimulateArgs,
+    workload: &Workload,
+    service: ServiceTime,
+) -> SimParams {
     SimParams {
         interval: args.interval,
-        cold_start: tuning.cold_start,
+        cold_start: tuning.decision.cold_start,
         sla_latency: tuning.decision.sla_latency,
         service,
         seed: args.seed,
         queue_capacity: args.queue_capacity,
         initial_replicas: args
             .initial_replicas
-            .unwrap_or(tuning.decision.min_replicas),
+            .unwrap_or_else(|| warm_start(workload, tuning)),
     }
+}
+
+/// Replicas for the first minute's mean rate at `targetUtilization`: every dynamic policy
+/// starts from the same warm system rather than from a cold start the trace does not show.
+pub fn warm_start(workload: &Workload, tuning: &Tuning) -> u32 {
+    let first = &workload.rates()[..workload.seconds().min(60)];
+    let rate = first.iter().sum::<f64>() / first.len().max(1) as f64;
+    let d = &tuning.decision;
+    let replicas = (rate / (d.service_rate_per_pod * d.target_utilization)).ceil();
+    (replicas.min(f64::from(d.max_replicas)) as u32).clamp(d.min_replicas, d.max_replicas)
 }
 
 /// `autoscaler simulate`: runs, prints the comparison table, writes JSON and PNG if asked.
@@ -83,7 +107,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
             rate: tuning.decision.service_rate_per_pod,
         },
     };
-    let params = params(&tuning, args, service);
+    let params = params(&tuning, args, &workload, service);
     let started = std::time::Instant::now();
     let results = simulate(&workload, &args.policies, &tuning, &params);
     let elapsed = started.elapsed();
