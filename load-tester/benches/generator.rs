@@ -35,12 +35,15 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "load-tester generator benchmark ({} s per rate)\n",
-        SECONDS_PER_RATE
+        "load-tester generator benchmark; load average at start: {}",
+        load.trim()
     );
-    runtime.block_on(open_loop(&target));
+    // Memory first, in a process that has not run anything yet, so the RSS delta is the store.
     runtime.block_on(memory_and_report());
+    println!("\nopen loop against a trivial local target, {SECONDS_PER_RATE} s per rate:\n");
+    runtime.block_on(open_loop(&target));
 }
 
 /// A trivial target on its own thread and runtime: 202 and a tiny JSON body.
@@ -137,8 +140,9 @@ async fn open_loop(target: &str) {
         let show =
             |v: Option<f64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v:.2}{unit}"));
         println!(
-            "{rate:>7} | {achieved:>9.0} {:>7.3}ms {:>7.3}ms {:>7.3}ms {:>9.2}ms | {:>9} {:>11}",
+            "{rate:>7} | {achieved:>9.0} {:>7.3}ms {:>7.3}ms {:>7.3}ms {:>7.3}ms {:>9.2}ms | {:>9} {:>11}",
             lag.p50,
+            lag.p90,
             lag.p99,
             lag.max,
             enqueue.p99,

@@ -118,8 +118,8 @@ pub struct ServeConfig {
     pub http_timeout: Duration,
     /// Most requests this server handles at once; beyond it: 503 + Retry-After.
     #[arg(
-        long = "max-connections",
-        env = "MAX_CONNECTIONS",
+        long = "max-concurrent-requests",
+        env = "MAX_CONCURRENT_REQUESTS",
         default_value_t = 512
     )]
     pub max_concurrent_requests: usize,
