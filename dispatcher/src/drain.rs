@@ -11,9 +11,11 @@
 //! Catch-up is bounded. When the drain was held back (empty queue, no capacity) by more than
 //! [`Drain::max_lag`], the pacer is re-anchored at the moment the item leaves: the next one is
 //! due one interval later, not at once. Otherwise a minute with no endpoint at 2/s would be
-//! followed by 120 items sent in a burst, which is neither the configured rate nor kind to pods
+//! followed by 120 items sent as fast as slots free up, far above the configured rate, to pods
 //! that just came back. Lateness up to `max_lag` (one interval, at least [`MIN_MAX_LAG`]) is
-//! still caught up, so timer jitter and short stalls do not lower the long-run rate.
+//! caught up, so timer jitter and short stalls of a busy machine do not lower the long-run rate;
+//! the burst that catching up can cause is at most `MIN_MAX_LAG × rate` items, and never more
+//! than the free `--max-in-flight` slots at any moment.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +28,9 @@ use crate::balancer::{Balancer, Permit};
 use crate::queue::{Item, Queue};
 use crate::upstream::Upstream;
 
-/// Lateness that is always caught up, whatever the rate (scheduler jitter at high rates).
-pub const MIN_MAX_LAG: Duration = Duration::from_millis(20);
+/// Lateness that is always caught up, whatever the rate: a stall of the process this long (a
+/// busy node) costs no items at high rates. At 500/s it allows a catch-up burst of 50 items.
+pub const MIN_MAX_LAG: Duration = Duration::from_millis(100);
 
 /// The pacing half of the drain, separate from sending so it can be tested in paused time.
 #[derive(Debug)]
@@ -54,16 +57,18 @@ impl Drain {
         self.max_lag
     }
 
-    /// Waits for the next deadline, an item and a slot, then pops the item. `None` once the
+    /// Waits for an item, the next deadline and a slot, then pops the item. `None` once the
     /// queue is closed and empty. Nothing is held across an `.await` but the permit, so the
     /// future can be dropped at any point without losing an item.
     pub async fn next(&mut self) -> Option<(Item, Permit)> {
         let due = self.pacer.next_deadline();
-        tokio::time::sleep_until(due).await;
         loop {
+            // The item first: once shutdown has closed an empty queue, the drain ends now
+            // rather than after a pacing interval that may be long at low rates.
             if !self.queue.wait_for_item().await {
                 return None;
             }
+            tokio::time::sleep_until(due).await;
             let permit = self.balancer.acquire(&[]).await;
             // The drain is the only consumer, so the item is still there; the loop only guards
             // against a future second consumer.
@@ -206,6 +211,18 @@ mod tests {
         for pair in times.windows(2) {
             assert!((pair[1] - pair[0] - 0.1).abs() < 1e-3, "{times:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_empty_queue_ends_the_drain_without_waiting_for_the_pace() {
+        let (queue, balancer) = parts(4);
+        fill(&queue, 1);
+        let start = Instant::now();
+        let mut drain = Drain::new(queue.clone(), balancer, 0.01, start);
+        assert!(drain.next().await.is_some());
+        queue.stop_accepting();
+        assert!(drain.next().await.is_none());
+        assert_eq!(Instant::now(), start, "did not sleep the 100 s interval");
     }
 
     #[test]

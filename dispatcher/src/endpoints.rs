@@ -139,10 +139,16 @@ async fn probe(client: &reqwest::Client, endpoint: &Endpoint) -> ProbeResult {
         .send()
         .await;
     match response {
-        Ok(r) if r.status() == reqwest::StatusCode::OK => ProbeResult::Ready,
         Ok(r) => {
-            tracing::debug!(endpoint = %endpoint.base, status = %r.status(), "not ready");
-            ProbeResult::NotReady
+            let status = r.status();
+            // Reading the (short) body lets the connection go back to the pool for reuse.
+            let _ = r.bytes().await;
+            if status == reqwest::StatusCode::OK {
+                ProbeResult::Ready
+            } else {
+                tracing::debug!(endpoint = %endpoint.base, %status, "not ready");
+                ProbeResult::NotReady
+            }
         }
         Err(err) => {
             tracing::debug!(endpoint = %endpoint.base, %err, "probe failed");
