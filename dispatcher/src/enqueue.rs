@@ -1,4 +1,4 @@
-//! The `/enqueue` body, parsed without copying the image.
+//! The `/enqueue` body, parsed and checked without copying the image.
 //!
 //! The shapes and rules are those of [`harness_core::wire::EnqueueRequest`] (`{"image","id"}` or
 //! the reference harness's `{"message":{"imageBase64"}}`), but the image is borrowed from the
@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
+use harness_core::image_payload;
 use harness_core::wire::EnqueueShapeError;
 use serde::Deserialize;
 use serde::de::{Deserializer, Visitor};
@@ -68,14 +69,8 @@ pub struct Enqueue {
     pub id: Option<String>,
 }
 
-impl Enqueue {
-    /// The image as text; `image` was built from a `str`, so this cannot fail.
-    pub fn image_str(&self) -> Result<&str, Error> {
-        std::str::from_utf8(&self.image).map_err(|e| Error::Internal(e.to_string()))
-    }
-}
-
-/// Parses a body in either shape.
+/// Parses a body in either shape and checks its base64 payload (alphabet, padding, length;
+/// never decoded here).
 pub fn parse(body: &Bytes) -> Result<Enqueue, Error> {
     let parsed: EnqueueBody<'_> =
         serde_json::from_slice(body).map_err(|e| Error::InvalidJson(e.to_string()))?;
@@ -85,6 +80,7 @@ pub fn parse(body: &Bytes) -> Result<Enqueue, Error> {
         (None, None) => return Err(EnqueueShapeError::MissingImage.into()),
         (Some(_), Some(_)) => return Err(EnqueueShapeError::AmbiguousImage.into()),
     };
+    image_payload::validate(&image.0)?;
     let image = match image.0 {
         Cow::Borrowed(text) => body.slice_ref(text.as_bytes()),
         Cow::Owned(text) => Bytes::from(text),
@@ -104,6 +100,8 @@ mod tests {
     fn accepts_and_refuses_exactly_like_the_wire_type() {
         let bodies = [
             r#"{"image":"aGk=","id":"a"}"#,
+            r#"{"image":"aGk*"}"#,
+            r#"{"image":""}"#,
             r#"{"image":"aGk="}"#,
             r#"{"message":{"imageBase64":"aGk="}}"#,
             r#"{"message":{"imageBase64":"aGk=","extra":1},"id":"x"}"#,
@@ -119,14 +117,14 @@ mod tests {
         ];
         for body in bodies {
             let ours = parse(&Bytes::from_static(body.as_bytes()))
-                .map(|e| (e.image_str().map(str::to_owned).ok(), e.id))
+                .map(|e| (String::from_utf8(e.image.to_vec()).ok(), e.id))
                 .map_err(|e| e.code());
             let reference = serde_json::from_str::<EnqueueRequest>(body)
                 .map_err(|_| "invalid_json")
-                .and_then(|r| {
-                    r.into_parts()
-                        .map(|(image, id)| (Some(image), id))
-                        .map_err(|e| Error::from(e).code())
+                .and_then(|r| r.into_parts().map_err(|e| Error::from(e).code()))
+                .and_then(|(image, id)| match image_payload::validate(&image) {
+                    Ok(_) => Ok((Some(image), id)),
+                    Err(e) => Err(e.code()),
                 });
             assert_eq!(ours, reference, "{body}");
         }

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use bytes::Bytes;
-use harness_core::image_payload;
 use harness_core::wire::{EnqueueResponse, now_unix_millis};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -102,7 +101,6 @@ fn accept(
         _ => Error::BadBody(rejection.body_text()),
     })?;
     let parsed = enqueue::parse(&body)?;
-    image_payload::validate(parsed.image_str()?)?;
     let id = match parsed.id {
         Some(id) if id.is_empty() || id.len() > MAX_ID_BYTES => {
             return Err(Error::InvalidId { max: MAX_ID_BYTES });
