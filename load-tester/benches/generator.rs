@@ -27,6 +27,8 @@ use load_tester::store::{RunInfo, RunState, RunStore, lock};
 use load_tester::{ImagePool, PoolImage, RunOptions, Sample, SeriesKind, Workload, run_load_test};
 
 const SECONDS_PER_RATE: usize = 3;
+/// In-flight bound of both generators (our `--concurrency`, oha's `-c`).
+const CONNECTIONS: usize = 200;
 
 fn main() {
     let target = start_target();
@@ -123,6 +125,8 @@ async fn open_loop(target: &str) {
             reports.path(),
         );
         options.sample_dispatcher = false;
+        // The same bound on requests in flight as oha's `-c` below.
+        options.concurrency = CONNECTIONS;
         options.drain_timeout = Duration::ZERO;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let outcome = run_load_test(options, listener, |_| {}, std::future::pending())
@@ -172,7 +176,7 @@ fn run_oha(target: &str, rate: u32) -> (Option<f64>, Option<f64>) {
             "json",
             "--latency-correction",
             "-c",
-            "200",
+            &CONNECTIONS.to_string(),
         ])
         .args([
             "-q",

@@ -134,15 +134,12 @@ impl Generator {
         let outcome = self.post(body).await;
 
         let done = Instant::now();
-        let label = match outcome {
-            EnqueueOutcome::Accepted => "accepted",
-            EnqueueOutcome::Rejected { .. } => "rejected",
-            EnqueueOutcome::Error { .. } => "error",
-        };
-        self.metrics
-            .enqueue_responses
-            .with_label_values(&[label])
-            .inc();
+        let outcomes = &self.metrics.enqueue_outcomes;
+        match outcome {
+            EnqueueOutcome::Accepted => outcomes.accepted.inc(),
+            EnqueueOutcome::Rejected { .. } => outcomes.rejected.inc(),
+            EnqueueOutcome::Error { .. } => outcomes.error.inc(),
+        }
         lock(&self.run.ledger).on_enqueue(
             slot.seq,
             outcome,
