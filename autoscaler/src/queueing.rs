@@ -21,9 +21,10 @@ pub fn erlang_b(servers: u32, offered_load: f64) -> f64 {
         return 0.0;
     }
     let mut b = 1.0;
-    for n in recursion_start(servers, a) + 1..=servers {
+    // An exclusive range of u32 (n = m + 1 ≤ servers): RangeInclusive costs a check per step.
+    for m in recursion_start(servers, a)..servers {
         let ab = a * b;
-        b = ab / (f64::from(n) + ab);
+        b = ab / (f64::from(m + 1) + ab);
         if b == 0.0 {
             // Underflowed: zero from here on. Bounds the loop at O(√a) past a for any k.
             break;

@@ -328,6 +328,12 @@ impl Hpa {
         clamp_u32(limit)
     }
 
+    /// Records `replicas` as the recommendation at `now`, as if the HPA had been running: a new
+    /// HPA's first sync otherwise has no history and may scale down at once.
+    pub fn prime(&mut self, now: Instant, replicas: u32) {
+        self.recommendations.push((now, replicas));
+    }
+
     /// Records a scale the controller carried out (events older than the longest policy period
     /// are dropped).
     pub fn on_scaled(&mut self, now: Instant, from: u32, to: u32) {

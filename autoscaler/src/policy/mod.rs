@@ -195,6 +195,14 @@ impl Policy {
         rec
     }
 
+    /// Starts the policy as if it had been running at `replicas` until `now` (the simulator
+    /// starts every policy from the same steady state).
+    pub fn prime(&mut self, now: Instant, replicas: u32) {
+        if let Policy::Hpa(hpa) | Policy::Queue(hpa) = self {
+            hpa.prime(now, replicas);
+        }
+    }
+
     /// Tells the policy that the target went from `from` to `to` replicas at `now`.
     pub fn on_scaled(&mut self, now: Instant, from: u32, to: u32) {
         match self {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Exp};
+use rand_distr::{Distribution, Exp, Exp1};
 
 use super::workload::Workload;
 
@@ -60,10 +60,10 @@ impl<'a> Arrivals<'a> {
         while self.second < self.rates.len() {
             let rate = self.rates[self.second];
             if rate > 0.0 {
-                // Exponential gap by inversion; memorylessness makes restarting at each
-                // second boundary exact.
-                let u: f64 = self.arrival_rng.random();
-                self.t += -(1.0 - u).ln() / rate;
+                // Exponential gap (ziggurat, no logarithm); memorylessness makes restarting
+                // at each second boundary exact.
+                let gap: f64 = Exp1.sample(&mut self.arrival_rng);
+                self.t += gap / rate;
                 if self.t < (self.second + 1) as f64 {
                     let service = self.service_time();
                     return Some(Job {

@@ -23,29 +23,37 @@ fn params(sla: Duration, service_rate: f64) -> SimParams {
 #[test]
 fn constant_load_matches_the_mmk_waiting_probability() {
     // λ = 8/s, μ = 1/s, k = 10: C = 0.409, P(wait > 0.5 s) = C·e^(−(10 − 8)·0.5) = 0.150.
+    // One 60,000 s run has a relative spread of about 3.5 % (the queue is autocorrelated);
+    // six seeds pooled bring it to about 1.4 %.
     let workload = Workload::from_rates(vec![8.0; 60_000]);
     let tuning = Tuning::default();
     for (sla, expected) in [
         (0.0, erlang_c(10, 8.0)),
         (0.5, Load::new(8.0, 1.0).wait_probability(10, 0.5)),
     ] {
-        let p = params(Duration::from_secs_f64(sla), 1.0);
-        let result = &simulate(&workload, &[PolicySpec::Static(10)], &tuning, &p)[0];
-        let measured = result.sla_violations as f64 / result.requests as f64;
+        let (mut waited, mut requests, mut latency) = (0u64, 0u64, 0.0);
+        for seed in 1..=6 {
+            let p = SimParams {
+                seed,
+                ..params(Duration::from_secs_f64(sla), 1.0)
+            };
+            let result = &simulate(&workload, &[PolicySpec::Static(10)], &tuning, &p)[0];
+            waited += result.sla_violations;
+            requests += result.requests;
+            latency += Summary::new(result).latency_ms.mean / 1000.0 / 6.0;
+        }
+        let measured = waited as f64 / requests as f64;
         let error = (measured - expected).abs() / expected;
         assert!(
             error < 0.05,
             "t={sla}: measured {measured:.4}, M/M/10 says {expected:.4}"
         );
-        // Little's law on the mean latency: W = C/(kμ − λ) + 1/μ.
-        if sla == 0.0 {
-            let mean = Summary::new(result).latency_ms.mean / 1000.0;
-            let theory = expected / 2.0 + 1.0;
-            assert!(
-                (mean - theory).abs() / theory < 0.03,
-                "mean {mean} vs {theory}"
-            );
-        }
+        // Mean latency: W = C/(kμ − λ) + 1/μ.
+        let theory = erlang_c(10, 8.0) / 2.0 + 1.0;
+        assert!(
+            (latency - theory).abs() / theory < 0.03,
+            "mean {latency} vs {theory}"
+        );
     }
 }
 
