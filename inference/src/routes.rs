@@ -1,8 +1,10 @@
 //! The HTTP surface: `POST /infer`, `GET /metrics`, `GET /healthz`, `GET /readyz`.
 //!
 //! `/infer` is wrapped, outermost first, in: outcome metrics, the error mapping of the tower
-//! layers below, a request timeout, load shedding and a concurrency limit. Every response that
-//! is not a success, axum's own 404 and 405 included, carries the project's error body.
+//! layers below, a request timeout, load shedding and a concurrency limit. `/metrics` and the
+//! probes stay outside those limits: an overloaded replica must still be observable, and must
+//! not be killed by its liveness probe. Every response that is not a success, axum's own 404 and
+//! 405 included, carries the project's error body.
 
 use std::any::Any;
 use std::time::{Duration, Instant};

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::error::Error;
 use crate::model::Classifier;
+use crate::preprocess::Preprocessing;
 use crate::routes::app;
 use crate::state::AppState;
 
@@ -21,6 +22,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Settings the model does not need to judge fail here, before the port is served.
+    Preprocessing::from_config(&config)?;
     let state = AppState::new(&config)?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut server = tokio::spawn(serve(listener, state.clone(), async move {

@@ -88,17 +88,25 @@ async fn run_loads_the_model_then_serves_until_shutdown() {
 
 #[tokio::test]
 async fn a_model_that_cannot_load_stops_the_service_with_an_error() {
-    let (listener, _) = listener().await;
+    let (first, _) = listener().await;
     let mut bad_model = config(&[]);
     bad_model.model = support::repo_path("inference/model/MODEL.md");
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        inference::run(listener, bad_model, std::future::pending()),
+        inference::run(first, bad_model, std::future::pending()),
     )
     .await
     .expect("fails fast");
     let err = format!("{:#}", result.unwrap_err());
     assert!(err.contains("MODEL.md"), "{err}");
+
+    // Inconsistent preprocessing is refused before anything is served.
+    let (second, _) = listener().await;
+    let bad_resize = config(&["--resize-shorter", "200"]);
+    let err = inference::run(second, bad_resize, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--resize-shorter"), "{err:#}");
 
     // Labels that do not match the output width are refused at load, clearly.
     let dir = tempfile::tempdir().unwrap();
