@@ -7,7 +7,18 @@ use axum::http::{StatusCode, header};
 use inference::app;
 
 use crate::metrics_text::{parse, sample};
-use crate::support::{eventually, hold_workers, json_infer, photo, ready_state, send};
+use crate::support::{Reply, eventually, hold_workers, json_infer, photo, ready_state, send};
+
+/// Sends a request that must be refused at once: with the workers held, a request that is
+/// queued instead would wait forever, so waiting is a failure.
+async fn refused(app: &axum::Router) -> Reply {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        send(app, json_infer(&photo("coffee.png"))),
+    )
+    .await
+    .expect("answered at once, not queued")
+}
 
 #[tokio::test]
 async fn beyond_the_queue_requests_get_503_with_retry_after() {
@@ -27,7 +38,7 @@ async fn beyond_the_queue_requests_get_503_with_retry_after() {
     // ...the next ones do not, and are refused at once.
     for _ in 0..3 {
         let started = Instant::now();
-        let reply = send(&app, json_infer(&photo("coffee.png"))).await;
+        let reply = refused(&app).await;
         assert_eq!(
             reply.status,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -73,7 +84,7 @@ async fn with_no_queue_only_the_workers_take_requests() {
     let app = app(state.clone());
     let release = hold_workers(&state);
     eventually("both workers busy", || state.metrics().in_flight.get() == 2).await;
-    let reply = send(&app, json_infer(&photo("coffee.png"))).await;
+    let reply = refused(&app).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.code(), "overloaded");
     drop(release);
@@ -107,7 +118,7 @@ async fn the_concurrency_limit_sheds_load() {
         state.metrics().queue_depth.get() == 1
     })
     .await;
-    let reply = send(&app, json_infer(&photo("coffee.png"))).await;
+    let reply = refused(&app).await;
     assert_eq!(
         reply.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -129,7 +140,12 @@ async fn a_request_waiting_too_long_times_out_and_its_job_is_skipped() {
         state.metrics().in_flight.get() == 1
     })
     .await;
-    let reply = send(&app, json_infer(&photo("coffee.png"))).await;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        send(&app, json_infer(&photo("coffee.png"))),
+    )
+    .await
+    .expect("the request timeout answers, the held worker does not");
     assert_eq!(
         reply.status,
         StatusCode::SERVICE_UNAVAILABLE,
