@@ -41,7 +41,8 @@ fn main() -> anyhow::Result<()> {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let wanted = |part: &str| filter.is_empty() || filter.iter().any(|f| part.contains(f.as_str()));
-    runtime.block_on(async {
+    println!("load average before: {}", load_average());
+    let result = runtime.block_on(async {
         if wanted("enqueue") {
             enqueue_throughput().await?;
         }
@@ -49,8 +50,17 @@ fn main() -> anyhow::Result<()> {
             pacing(2.0, Duration::from_secs(10), 64).await?;
             pacing(500.0, Duration::from_secs(4), 64).await?;
         }
-        Ok(())
-    })
+        anyhow::Ok(())
+    });
+    println!("load average after: {}", load_average());
+    result
+}
+
+/// `/proc/loadavg`'s first three fields: how shared the machine was during the run.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 // ------------------------------------------------------------------ enqueue throughput
