@@ -17,6 +17,7 @@ use load_tester::Workload;
 
 use crate::error::Error;
 use crate::pool::PoolSettings;
+use crate::prometheus::{PrometheusSettings, find_on_path};
 use crate::timescale;
 
 /// The autoscaler tuning the demo uses unless `--autoscaler-config` names another.
@@ -108,6 +109,27 @@ pub struct DemoArgs {
         default_value = "inference/model/imagenet-labels.txt"
     )]
     pub labels: PathBuf,
+    /// Run Prometheus (2.42+) on 127.0.0.1 scraping every service, with the chart's rules; the
+    /// autoscaler then reads its telemetry from it. Needs `prometheus` on PATH or --prometheus-bin.
+    #[arg(long, env = "DEMO_PROMETHEUS")]
+    pub prometheus: bool,
+    /// The Prometheus executable (implies --prometheus).
+    #[arg(long, env = "PROMETHEUS_BIN")]
+    pub prometheus_bin: Option<PathBuf>,
+    /// Recording and alerting rules Prometheus loads (every *.yaml in the folder).
+    #[arg(
+        long,
+        env = "PROMETHEUS_RULES",
+        default_value = "helm/inference-metrics/rules"
+    )]
+    pub prometheus_rules: PathBuf,
+    /// Prometheus's scrape and rule evaluation interval.
+    #[arg(long, env = "SCRAPE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub scrape_interval: Duration,
+    /// Shorten every alert's `for:` to at most this (the shipped rules wait one to two
+    /// minutes, longer than a short run); unset keeps the rules as shipped.
+    #[arg(long, env = "MAX_ALERT_FOR", value_parser = humantime::parse_duration)]
+    pub max_alert_for: Option<Duration>,
 }
 
 /// Everything the demo runs with, validated.
@@ -123,6 +145,8 @@ pub struct DemoSettings {
     pub controller: ControllerSettings,
     pub drain_timeout: Duration,
     pub sample_interval: Duration,
+    /// A Prometheus server to run next to the services (`--prometheus`).
+    pub prometheus: Option<PrometheusSettings>,
 }
 
 impl DemoArgs {
@@ -151,6 +175,7 @@ impl DemoArgs {
         for (flag, value) in [
             ("interval", self.interval),
             ("sample-interval", self.sample_interval),
+            ("scrape-interval", self.scrape_interval),
         ] {
             if value.is_zero() {
                 return Err(Error::invalid(flag, "must be > 0").into());
@@ -184,7 +209,31 @@ impl DemoArgs {
             },
             drain_timeout: self.drain_timeout,
             sample_interval: self.sample_interval,
+            prometheus: self.prometheus_settings()?,
         })
+    }
+
+    /// `None` without `--prometheus` or `--prometheus-bin`; an error if no binary is found.
+    fn prometheus_settings(&self) -> Result<Option<PrometheusSettings>, Error> {
+        let binary = match (&self.prometheus_bin, self.prometheus) {
+            (Some(binary), _) => binary.clone(),
+            (None, true) => find_on_path("prometheus").ok_or_else(|| {
+                Error::invalid(
+                    "prometheus",
+                    "no `prometheus` on PATH: install it (Debian: apt-get install prometheus) \
+                     or pass --prometheus-bin",
+                )
+            })?,
+            (None, false) => return Ok(None),
+        };
+        require_exists("prometheus-bin", &binary)?;
+        require_exists("prometheus-rules", &self.prometheus_rules)?;
+        Ok(Some(PrometheusSettings {
+            binary,
+            rules_dir: self.prometheus_rules.clone(),
+            scrape_interval: self.scrape_interval,
+            max_alert_for: self.max_alert_for,
+        }))
     }
 
     fn inference_config(&self) -> anyhow::Result<inference::Config> {
@@ -271,6 +320,7 @@ mod tests {
             ("--images", "images"),
             ("--model", "inference/model/efficientnet-lite0.onnx"),
             ("--labels", "inference/model/imagenet-labels.txt"),
+            ("--prometheus-rules", "helm/inference-metrics/rules"),
         ] {
             if !extra.contains(&flag) {
                 argv.extend([flag.to_owned(), root.join(path).display().to_string()]);
@@ -294,6 +344,7 @@ mod tests {
         assert_eq!(s.dispatcher.max_in_flight, 2);
         let root_workload = Workload::load(&root().join("workload.txt")).unwrap();
         assert_eq!(s.workload, root_workload);
+        assert!(s.prometheus.is_none());
         // Short windows: a scale-down within seconds, not the API default of five minutes.
         let down = &s.controller.tuning.hpa_behavior.scale_down;
         assert!(down.stabilization_window <= Duration::from_secs(20));
@@ -335,6 +386,19 @@ mod tests {
     }
 
     #[test]
+    fn prometheus_takes_the_chart_rules_and_any_binary() {
+        let s = args(&["--prometheus-bin", "/bin/sh", "--max-alert-for", "5s"])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let p = s.prometheus.unwrap();
+        assert_eq!(p.binary, Path::new("/bin/sh"));
+        assert!(p.rules_dir.ends_with("helm/inference-metrics/rules"));
+        assert_eq!(p.scrape_interval, Duration::from_secs(1));
+        assert_eq!(p.max_alert_for, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
     fn bad_settings_name_their_flag() {
         let cases: &[(&[&str], &str)] = &[
             (&["--min-replicas", "0"], "--min-replicas"),
@@ -354,6 +418,11 @@ mod tests {
             let err = args(extra).unwrap().validate().unwrap_err();
             assert!(format!("{err:#}").contains(flag), "{extra:?}: {err:#}");
         }
+        let err = args(&["--prometheus-bin", "/nonexistent/prometheus"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--prometheus-bin"), "{err:#}");
         assert!(args(&["--scaler", "magic"]).is_err());
         assert!(args(&["--replica-workers", "0"]).is_err());
     }

@@ -1,17 +1,19 @@
-//! The demo from start to report: start the replica pool, the dispatcher and the autoscaler,
-//! run the workload through the load tester, wait for the queue to drain and every record to
-//! arrive, write the report, and stop everything in order.
+//! The demo from start to report: start the replica pool, the dispatcher and the autoscaler
+//! (and Prometheus with `--prometheus`), run the workload through the load tester, wait for
+//! the queue to drain and every record to arrive, write the report, and stop everything in
+//! order.
 //!
-//! Start-up order follows the data: replicas (ready before any load), the load tester's
-//! receiver (so the dispatcher's reports have somewhere to go), the dispatcher, the
-//! autoscaler, and only then the load. Shutdown runs the other way: the autoscaler stops
-//! deciding, the dispatcher drains what is left, the replicas finish their in-flight requests.
+//! Start-up follows the data: replicas (ready before any load), the load tester's receiver (so
+//! the dispatcher's reports have somewhere to go), the dispatcher, Prometheus, the autoscaler,
+//! and only then the load. Shutdown runs the other way: the autoscaler stops deciding, the
+//! dispatcher drains what is left, the replicas finish their in-flight requests.
 //!
 //! Ctrl-C stops the sending at once; the dispatcher then drains for at most 1.5 s and reports
 //! what it had to abandon as `shutdown`, within the load tester's grace period for late
 //! records, so the report of an interrupted run still accounts for every request.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,12 +22,15 @@ use anyhow::Context;
 use dispatcher::EndpointSource;
 use load_tester::{FnSampler, ImagePool, Progress, RunOptions, RunOutcome, Sample, SeriesKind};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::autoscale::{LocalAutoscaler, Telemetry};
 use crate::config::DemoSettings;
 use crate::pool::{ReplicaPool, ScaleEvent};
+use crate::prometheus::{LocalPrometheus, PrometheusSampler, Targets};
 
 /// Time the first replicas get to load the model before the demo gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -56,16 +61,35 @@ impl DemoOutcome {
     }
 }
 
-/// Where the running services listen, printed at start.
-struct Addresses {
-    dispatcher: String,
-    autoscaler: String,
+/// Where the running services answer, handed to the observer when the load starts.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Base URLs (`http://127.0.0.1:PORT`).
+    pub dispatcher: String,
+    pub autoscaler: String,
+    /// The load tester's receiver (`/storeLatency`, `/metrics`).
+    pub load_tester: String,
+    pub prometheus: Option<String>,
+    /// Prometheus's query log (one JSON object per query answered).
+    pub prometheus_query_log: Option<PathBuf>,
+    /// The replicas' base URLs, current as the pool scales.
+    pub replicas: watch::Receiver<Vec<String>>,
 }
 
 /// Runs the demo until the workload is done and drained, or `shutdown` completes.
 pub async fn run(
     settings: DemoSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<DemoOutcome> {
+    run_observed(settings, shutdown, |_| {}).await
+}
+
+/// Like [`run`]; `observer` learns where every service answers just before the load starts
+/// (tests use it to look at the live system).
+pub async fn run_observed(
+    settings: DemoSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    observer: impl FnOnce(Services),
 ) -> anyhow::Result<DemoOutcome> {
     let started = Instant::now();
     let interrupted = CancellationToken::new();
@@ -86,61 +110,22 @@ pub async fn run(
         ready = pool.wait_ready(READY_TIMEOUT) => ready.context("starting the replicas")?,
         () = interrupted.cancelled() => anyhow::bail!("interrupted before the load started"),
     }
-
     let receiver = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let mut dispatcher_config = settings.dispatcher.clone();
-    dispatcher_config.report_url = format!("http://{}/storeLatency", receiver.local_addr()?);
-    let dispatcher_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let dispatcher_url = format!("http://{}", dispatcher_listener.local_addr()?);
-    // A child token: Ctrl-C stops the dispatcher too, and so does the end of the run.
-    let dispatcher_stop = interrupted.child_token();
-    let mut dispatcher = AbortOnDropHandle::new(tokio::spawn(dispatcher::run_with_endpoints(
-        dispatcher_listener,
-        dispatcher_config,
-        EndpointSource::Watch(pool.endpoints()),
-        dispatcher_stop.clone().cancelled_owned(),
-    )));
+    let running = Running::start(&settings, pool, &receiver, &interrupted).await?;
+    announce(&settings, &running.services);
+    observer(running.services.clone());
 
-    let telemetry = Telemetry::Scrape {
-        dispatcher_metrics_url: format!("{dispatcher_url}/metrics"),
-    };
-    let source = telemetry.source(&pool, &settings.controller)?;
-    let autoscaler = LocalAutoscaler::start(
-        source,
-        pool.clone(),
-        settings.controller.clone(),
-        TcpListener::bind(("127.0.0.1", 0)).await?,
-    )?;
-    announce(
-        &settings,
-        &pool,
-        &Addresses {
-            dispatcher: dispatcher_url.clone(),
-            autoscaler: autoscaler.url().to_owned(),
-        },
-    );
-
-    let options = load_options(&settings, images, &dispatcher_url, &autoscaler)?;
+    let options = load_options(&settings, images, &running)?;
     let load = load_tester::run_load_test(
         options,
         receiver,
-        progress_printer(pool.clone()),
+        progress_printer(running.pool.clone()),
         interrupted.clone().cancelled_owned(),
     )
     .await;
 
-    // Shutdown, the reverse of start-up.
-    let scale_events = pool.events();
-    autoscaler.stop(STOP_TIMEOUT).await;
-    dispatcher_stop.cancel();
-    match tokio::time::timeout(STOP_TIMEOUT, &mut dispatcher).await {
-        Ok(Ok(Err(err))) => tracing::warn!(err = format!("{err:#}"), "dispatcher failed"),
-        Ok(Err(join)) => tracing::warn!(%join, "dispatcher task failed"),
-        Err(_) => tracing::warn!("dispatcher did not stop in time"),
-        Ok(Ok(Ok(()))) => {}
-    }
-    pool.shutdown(STOP_TIMEOUT).await;
-
+    let scale_events = running.pool.events();
+    running.stop().await;
     let load = load.context("running the workload")?;
     Ok(DemoOutcome {
         replica_range: replica_range(settings.pool.min_replicas, &scale_events),
@@ -150,15 +135,115 @@ pub async fn run(
     })
 }
 
-/// The load tester's options: the workload, the dispatcher, and the autoscaler's decision as
-/// an extra series next to the dispatcher's queue length and ready replicas.
+/// Everything that runs while the load tester works.
+struct Running {
+    pool: Arc<ReplicaPool>,
+    dispatcher: AbortOnDropHandle<anyhow::Result<()>>,
+    stop_dispatcher: CancellationToken,
+    autoscaler: LocalAutoscaler,
+    prometheus: Option<LocalPrometheus>,
+    services: Services,
+}
+
+impl Running {
+    /// Starts the dispatcher (reporting to `receiver`), Prometheus if asked, and the
+    /// autoscaler on `pool`.
+    async fn start(
+        settings: &DemoSettings,
+        pool: Arc<ReplicaPool>,
+        receiver: &TcpListener,
+        interrupted: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let receiver_addr = receiver.local_addr()?;
+        let dispatcher_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let autoscaler_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let targets = Targets {
+            dispatcher: dispatcher_listener.local_addr()?,
+            load_tester: receiver_addr,
+            autoscaler: autoscaler_listener.local_addr()?,
+        };
+        let dispatcher_url = format!("http://{}", targets.dispatcher);
+
+        let mut config = settings.dispatcher.clone();
+        config.report_url = format!("http://{receiver_addr}/storeLatency");
+        // A child token: Ctrl-C stops the dispatcher, and so does the end of the run.
+        let stop_dispatcher = interrupted.child_token();
+        let dispatcher = spawn(dispatcher::run_with_endpoints(
+            dispatcher_listener,
+            config,
+            EndpointSource::Watch(pool.endpoints()),
+            stop_dispatcher.clone().cancelled_owned(),
+        ));
+
+        let prometheus = match &settings.prometheus {
+            Some(p) => Some(LocalPrometheus::start(p, targets, pool.endpoints()).await?),
+            None => None,
+        };
+        let telemetry = match &prometheus {
+            Some(p) => Telemetry::Prometheus {
+                url: p.url().to_owned(),
+            },
+            None => Telemetry::Scrape {
+                dispatcher_metrics_url: format!("{dispatcher_url}/metrics"),
+            },
+        };
+        let source = telemetry.source(&pool, &settings.controller)?;
+        let autoscaler = LocalAutoscaler::start(
+            source,
+            pool.clone(),
+            settings.controller.clone(),
+            autoscaler_listener,
+        )?;
+        let services = Services {
+            dispatcher: dispatcher_url,
+            autoscaler: autoscaler.url().to_owned(),
+            load_tester: format!("http://{receiver_addr}"),
+            prometheus: prometheus.as_ref().map(|p| p.url().to_owned()),
+            prometheus_query_log: prometheus.as_ref().map(LocalPrometheus::query_log),
+            replicas: pool.endpoints(),
+        };
+        Ok(Self {
+            pool,
+            dispatcher,
+            stop_dispatcher,
+            autoscaler,
+            prometheus,
+            services,
+        })
+    }
+
+    /// Stops everything, the reverse of start-up.
+    async fn stop(mut self) {
+        self.autoscaler.stop(STOP_TIMEOUT).await;
+        self.stop_dispatcher.cancel();
+        match tokio::time::timeout(STOP_TIMEOUT, &mut self.dispatcher).await {
+            Ok(Ok(Err(err))) => tracing::warn!(err = format!("{err:#}"), "dispatcher failed"),
+            Ok(Err(join)) => tracing::warn!(%join, "dispatcher task failed"),
+            Err(_) => tracing::warn!("dispatcher did not stop in time"),
+            Ok(Ok(Ok(()))) => {}
+        }
+        self.pool.shutdown(STOP_TIMEOUT).await;
+        if let Some(prometheus) = self.prometheus {
+            prometheus.stop().await;
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    task: impl Future<Output = T> + Send + 'static,
+) -> AbortOnDropHandle<T> {
+    let handle: JoinHandle<T> = tokio::spawn(task);
+    AbortOnDropHandle::new(handle)
+}
+
+/// The load tester's options: the workload, the dispatcher, and extra series for the
+/// queue/replicas plot (the autoscaler's decision; Prometheus's view when it runs).
 fn load_options(
     settings: &DemoSettings,
     images: ImagePool,
-    dispatcher_url: &str,
-    autoscaler: &LocalAutoscaler,
+    running: &Running,
 ) -> anyhow::Result<RunOptions> {
-    let url = reqwest::Url::parse(dispatcher_url)?;
+    let url = reqwest::Url::parse(&running.services.dispatcher)?;
     let mut options = RunOptions::new(
         settings.workload.clone(),
         Arc::new(images),
@@ -167,7 +252,12 @@ fn load_options(
     );
     options.drain_timeout = settings.drain_timeout;
     options.sample_interval = settings.sample_interval;
-    let desired = autoscaler.handle().metrics().desired_replicas.clone();
+    let desired = running
+        .autoscaler
+        .handle()
+        .metrics()
+        .desired_replicas
+        .clone();
     options.samplers.push(Arc::new(FnSampler(move || {
         vec![Sample::new(
             DESIRED_REPLICAS,
@@ -175,6 +265,9 @@ fn load_options(
             desired.get() as f64,
         )]
     })));
+    if let Some(url) = &running.services.prometheus {
+        options.samplers.push(PrometheusSampler::new(url)?);
+    }
     Ok(options)
 }
 
@@ -186,7 +279,7 @@ fn replica_range(initial: u32, events: &[ScaleEvent]) -> (u32, u32) {
         .fold((initial, initial), |(lo, hi), n| (lo.min(n), hi.max(n)))
 }
 
-fn announce(settings: &DemoSettings, pool: &ReplicaPool, at: &Addresses) {
+fn announce(settings: &DemoSettings, at: &Services) {
     let w = &settings.workload;
     eprintln!(
         "demo: {} s workload, {} requests, peak {}/s · replicas {}..={} · scaler {} every {:?}",
@@ -199,11 +292,12 @@ fn announce(settings: &DemoSettings, pool: &ReplicaPool, at: &Addresses) {
         settings.controller.interval,
     );
     eprintln!(
-        "demo: dispatcher {} (/stats, /metrics) · autoscaler {} (/status, /metrics) · replicas {:?}",
-        at.dispatcher,
-        at.autoscaler,
-        pool.endpoints().borrow().as_slice(),
+        "demo: dispatcher {} (/stats, /metrics) · autoscaler {} (/status, /metrics) · load tester {} (/metrics)",
+        at.dispatcher, at.autoscaler, at.load_tester,
     );
+    if let Some(url) = &at.prometheus {
+        eprintln!("demo: Prometheus {url} (the autoscaler reads its telemetry there)");
+    }
 }
 
 /// A progress line on stderr every few seconds of the run, and one when sending ends.

@@ -12,6 +12,7 @@
 //! - [`config`]: `pipeline demo` flags, validated into [`DemoSettings`].
 //! - [`pool`]: the local replica pool, the autoscaler's scale target.
 //! - [`autoscale`]: the autoscaler's controller on the pool, and its telemetry source.
+//! - [`prometheus`]: `--prometheus`, a real Prometheus server scraping every service.
 //! - [`timescale`]: `--duration-scale`, a workload stretched or compressed in time.
 //! - [`demo`]: start everything, run the workload, stop everything, in order.
 //! - [`summary`]: the figures printed at the end.
@@ -24,10 +25,11 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod pool;
+pub mod prometheus;
 pub mod summary;
 pub mod timescale;
 
 pub use config::{Cli, Command, DemoArgs, DemoSettings};
-pub use demo::{DemoOutcome, run};
+pub use demo::{DemoOutcome, Services, run, run_observed};
 pub use error::Error;
 pub use pool::{PoolSettings, ReplicaPool, ScaleEvent};

@@ -1,0 +1,459 @@
+//! `demo --prometheus` against the real server: while a short overload runs through the
+//! pipeline, every PromQL expression of the Grafana dashboard and every recording rule the
+//! chart ships must return a non-empty, finite result; `promtool check metrics` must pass on
+//! every service's `/metrics`; the queue-growth alert must fire; and the autoscaler must have
+//! decided on telemetry it queried from Prometheus.
+//!
+//! Without `prometheus` and `promtool` on PATH the test fails when `CI` is set and is skipped
+//! (loudly) otherwise.
+
+// Helpers state their expectations with unwrap too: a panic there is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Parser;
+use pipeline::prometheus::find_on_path;
+use pipeline::{Cli, Command, Services};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+/// Overload: a burst far above what one or two debug-build replicas complete, so the queue
+/// grows for a dozen seconds, then a trickle that keeps the rate windows populated.
+const WORKLOAD: &str = "5, 5, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25\n\
+                        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3\n";
+/// Grafana's built-in variables and the dashboard's own, as a query-time substitution.
+const SUBSTITUTIONS: [(&str, &str); 10] = [
+    ("${__rate_interval}", "1m"),
+    ("$__rate_interval", "1m"),
+    ("${__interval}", "15s"),
+    ("$__interval", "15s"),
+    ("${__range}", "5m"),
+    ("$__range", "5m"),
+    ("${instance:regex}", ".*"),
+    ("${instance}", ".*"),
+    ("$instance", ".*"),
+    ("$__all", ".*"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The tools, or `None` (with a loud message) when they are missing outside CI.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    match (find_on_path("prometheus"), find_on_path("promtool")) {
+        (Some(prometheus), Some(promtool)) => Some((prometheus, promtool)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!(
+                "CI is set but `prometheus`/`promtool` are not on PATH (apt-get install prometheus)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "\n==================== SKIPPED ====================\n\
+                 tests/prometheus.rs needs `prometheus` and `promtool` on PATH\n\
+                 (Debian: apt-get install prometheus). Set CI=1 to make this a failure.\n\
+                 =================================================\n"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_rules_alerts_and_autoscaler_work_against_a_real_prometheus() {
+    let Some((prometheus_bin, promtool)) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let workload = dir.path().join("workload.txt");
+    std::fs::write(&workload, WORKLOAD).unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    for name in ["grace_hopper.jpg", "rocket.jpg"] {
+        std::fs::copy(root().join("images").join(name), images.join(name)).unwrap();
+    }
+    let root = root();
+    let path = |p: &Path| p.display().to_string();
+    let argv = [
+        "pipeline".to_owned(),
+        "demo".to_owned(),
+        format!("--workload={}", path(&workload)),
+        format!("--images={}", path(&images)),
+        format!("--out={}", path(&dir.path().join("reports"))),
+        format!(
+            "--model={}",
+            path(&root.join("inference/model/efficientnet-lite0.onnx"))
+        ),
+        format!(
+            "--labels={}",
+            path(&root.join("inference/model/imagenet-labels.txt"))
+        ),
+        format!("--prometheus-bin={}", path(&prometheus_bin)),
+        format!(
+            "--prometheus-rules={}",
+            path(&root.join("helm/inference-metrics/rules"))
+        ),
+        "--max-alert-for=3s".to_owned(),
+        "--scaler=predictive".to_owned(),
+        "--max-replicas=2".to_owned(),
+        "--interval=1s".to_owned(),
+    ];
+    let Command::Demo(args) = Cli::try_parse_from(argv).unwrap().command;
+    let settings = args.validate().unwrap();
+    let arrival_query = settings.controller.tuning.queries.arrival_rate.clone();
+    let planned = settings.workload.total();
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let demo = tokio::spawn(pipeline::run_observed(
+        settings,
+        std::future::pending(),
+        move |services| {
+            let _ = tx.send(services);
+        },
+    ));
+    let services = rx.await.expect("the demo did not start");
+    let prom = Prom::new(services.prometheus.clone().expect("no Prometheus URL"));
+
+    let alert = prom
+        .wait_for_firing("QueueGrowing", Duration::from_secs(90))
+        .await;
+    println!("QueueGrowing firing: {alert}");
+    check_metrics_pages(&promtool, &services).await;
+    let failures = prom
+        .check_all(&dashboard_queries(), &recording_rules())
+        .await;
+    assert!(
+        failures.is_empty(),
+        "{} failing expression(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let replicas_seen = prom
+        .scalar("max_over_time(count(up{job=\"inference\"} == 1)[5m:1s])")
+        .await;
+    let autoscaler = metrics_text(&services.autoscaler).await;
+    // Read while the server runs: its directory goes when the demo ends.
+    let query_log = std::fs::read_to_string(services.prometheus_query_log.as_ref().unwrap())
+        .unwrap_or_default();
+
+    let outcome = demo.await.unwrap().unwrap();
+    let s = &outcome.load.stats;
+    assert_eq!(s.sent, planned);
+    assert_eq!(s.sent, s.succeeded + s.failed + s.rejected + s.send_errors);
+    assert_eq!(s.missing, 0);
+
+    // The pool grew and Prometheus followed it through the rewritten targets file.
+    assert!(outcome.replica_range.1 > 1, "{:?}", outcome.scale_events);
+    assert!(
+        replicas_seen > 1.0,
+        "Prometheus saw at most {replicas_seen} replica(s)"
+    );
+    // The autoscaler decided on values it queried from this Prometheus.
+    let asked = query_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|entry| entry["params"]["query"] == arrival_query.as_str())
+        .count();
+    assert!(
+        asked > 3,
+        "the autoscaler's arrival-rate query ran {asked} time(s)"
+    );
+    let observed = sample(&autoscaler, "autoscaler_observed_arrival_rate");
+    assert!(observed > 0.0, "observed arrival rate {observed}");
+    assert!(sample(&autoscaler, "autoscaler_decisions_total") > 3.0);
+    assert_eq!(
+        sample(&autoscaler, "autoscaler_telemetry_errors_total"),
+        0.0
+    );
+}
+
+/// A Prometheus HTTP API client.
+struct Prom {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Prom {
+    fn new(url: String) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            url,
+        }
+    }
+
+    /// `data` of an instant query, or the error Prometheus gave.
+    async fn query(&self, promql: &str) -> Result<Value, String> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            [("query", promql)],
+        )
+        .unwrap();
+        let body: Value = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        Ok(body["data"].clone())
+    }
+
+    /// The one value of a query (panics otherwise).
+    async fn scalar(&self, promql: &str) -> f64 {
+        let data = self.query(promql).await.unwrap();
+        let values = finite_values(&data).unwrap_or_else(|e| panic!("{promql}: {e}"));
+        assert_eq!(values.len(), 1, "{promql}: {data}");
+        values[0]
+    }
+
+    /// Runs every expression (retrying for a few seconds: a series can need one more scrape
+    /// or rule evaluation) and returns the ones that never gave a non-empty, finite result.
+    async fn check_all(&self, dashboard: &[(String, String)], rules: &[String]) -> Vec<String> {
+        let mut pending: Vec<(String, String)> = dashboard.to_vec();
+        pending.extend(
+            rules
+                .iter()
+                .map(|r| (format!("recording rule {r}"), r.clone())),
+        );
+        println!("checking {} expressions", pending.len());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut failures = Vec::new();
+            for (name, promql) in &pending {
+                let verdict = match self.query(promql).await {
+                    Ok(data) => finite_values(&data).map(drop),
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = verdict {
+                    failures.push((name.clone(), promql.clone(), err));
+                }
+            }
+            if failures.is_empty() || Instant::now() >= deadline {
+                return failures
+                    .into_iter()
+                    .map(|(name, promql, err)| format!("  {name}: {promql}\n    -> {err}"))
+                    .collect();
+            }
+            pending = failures.into_iter().map(|(n, q, _)| (n, q)).collect();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn wait_for_firing(&self, alert: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let body: Value = self
+                .client
+                .get(format!("{}/api/v1/alerts", self.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let alerts = body["data"]["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(found) = alerts
+                .iter()
+                .find(|a| a["labels"]["alertname"] == alert && a["state"] == "firing")
+            {
+                return found.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{alert} never fired; alerts: {alerts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// The values of a query result: an error if it is empty or any value is not finite.
+fn finite_values(data: &Value) -> Result<Vec<f64>, String> {
+    let raw: Vec<&Value> = match data["resultType"].as_str() {
+        Some("vector") => data["result"]
+            .as_array()
+            .map(|r| r.iter().map(|s| &s["value"][1]).collect())
+            .unwrap_or_default(),
+        Some("scalar") => vec![&data["result"][1]],
+        other => return Err(format!("unexpected result type {other:?}")),
+    };
+    if raw.is_empty() {
+        return Err("empty result".into());
+    }
+    raw.iter()
+        .map(|v| match v.as_str().and_then(|s| s.parse::<f64>().ok()) {
+            Some(x) if x.is_finite() => Ok(x),
+            _ => Err(format!("not a finite number: {v} in {}", data["result"])),
+        })
+        .collect()
+}
+
+/// `(panel title, PromQL)` of every target of every panel (rows included) and every query
+/// variable of the dashboard, with the variables substituted.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let dashboards = root().join("helm/inference-metrics/dashboards");
+    for entry in std::fs::read_dir(&dashboards).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        collect_panels(doc["panels"].as_array().unwrap(), &mut out);
+        for var in doc["templating"]["list"].as_array().into_iter().flatten() {
+            if var["type"] != "query" {
+                continue;
+            }
+            let query = var["query"]
+                .as_str()
+                .or_else(|| var["query"]["query"].as_str())
+                .unwrap();
+            out.push((
+                format!("variable ${}", var["name"].as_str().unwrap()),
+                variable_query(query),
+            ));
+        }
+    }
+    assert!(out.len() > 10, "found only {} dashboard queries", out.len());
+    out.into_iter()
+        .map(|(name, expr)| (name, substitute(&expr)))
+        .collect()
+}
+
+fn collect_panels(panels: &[Value], out: &mut Vec<(String, String)>) {
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or("untitled");
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                out.push((format!("panel {title:?}"), expr.to_owned()));
+            }
+        }
+        // Collapsed rows keep their panels inside.
+        if let Some(nested) = panel["panels"].as_array() {
+            collect_panels(nested, out);
+        }
+    }
+}
+
+/// The PromQL behind a Grafana query variable: `label_values(selector, label)` lists the
+/// label's values of the selector's series, so the selector must match something;
+/// `query_result(expr)` runs `expr`.
+fn variable_query(query: &str) -> String {
+    let query = query.trim();
+    if let Some(args) = query
+        .strip_prefix("label_values(")
+        .and_then(|q| q.strip_suffix(')'))
+    {
+        let (selector, _label) = args
+            .rsplit_once(',')
+            .expect("label_values(selector, label)");
+        return selector.trim().to_owned();
+    }
+    if let Some(expr) = query
+        .strip_prefix("query_result(")
+        .and_then(|q| q.strip_suffix(')'))
+    {
+        return expr.to_owned();
+    }
+    panic!("unsupported variable query {query:?}: teach this test what it means");
+}
+
+fn substitute(expr: &str) -> String {
+    let mut expr = expr.to_owned();
+    for (from, to) in SUBSTITUTIONS {
+        expr = expr.replace(from, to);
+    }
+    assert!(!expr.contains('$'), "unknown variable left in {expr}");
+    expr
+}
+
+/// The series name of every recording rule the chart ships.
+fn recording_rules() -> Vec<String> {
+    let mut records = Vec::new();
+    let rules = root().join("helm/inference-metrics/rules");
+    for entry in std::fs::read_dir(&rules).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let doc: serde_yaml::Value =
+            serde_yaml::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for group in doc["groups"].as_sequence().into_iter().flatten() {
+            for rule in group["rules"].as_sequence().into_iter().flatten() {
+                if let Some(record) = rule["record"].as_str() {
+                    records.push(record.to_owned());
+                }
+            }
+        }
+    }
+    assert!(!records.is_empty(), "no recording rule found");
+    records
+}
+
+/// `promtool check metrics` on the `/metrics` page of every service and replica.
+async fn check_metrics_pages(promtool: &Path, services: &Services) {
+    let mut bases = vec![
+        services.dispatcher.clone(),
+        services.autoscaler.clone(),
+        services.load_tester.clone(),
+    ];
+    bases.extend(services.replicas.borrow().iter().cloned());
+    for base in bases {
+        let page = metrics_text(&base).await;
+        let mut child = tokio::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(page.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check metrics on {base}/metrics: {}\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+}
+
+async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Sum of a metric's samples in a text exposition (0 when absent).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let rest = match rest.chars().next()? {
+                '{' => rest.split_once('}')?.1,
+                ' ' => rest,
+                _ => return None,
+            };
+            rest.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
