@@ -24,7 +24,7 @@ use crate::pool::ImagePool;
 use crate::report::{ReportFiles, write_report};
 use crate::sampler::{DispatcherStatsSampler, MetricsSampler, Sampler, sample_all};
 use crate::schedule::{Arrivals, Plan};
-use crate::sender::Generator;
+use crate::sender::{EnqueueClient, Generator};
 use crate::server::{AppState, serve_receiver};
 use crate::stats::Stats;
 use crate::store::{Phase, Progress, RunInfo, RunState, RunStore, lock};
@@ -213,9 +213,11 @@ pub async fn prepare(
         let sampler = DispatcherStatsSampler::new(client.clone(), &options.dispatcher_url);
         samplers.push(Arc::new(sampler));
     }
+    let enqueue_url = endpoint(&options.dispatcher_url, "enqueue");
+    let enqueue = EnqueueClient::new(&enqueue_url, options.request_timeout)
+        .map_err(|e| Error::Config(format!("invalid dispatcher URL {enqueue_url}: {e}")))?;
     let generator = Arc::new(Generator {
-        client,
-        enqueue_url: endpoint(&options.dispatcher_url, "enqueue"),
+        client: enqueue,
         pool: options.pool.clone(),
         run: state.clone(),
         metrics: metrics.clone(),

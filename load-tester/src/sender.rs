@@ -11,7 +11,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use harness_core::ApiErrorBody;
+use http::{Request, Uri};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use reqwest::Url;
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -36,10 +42,78 @@ pub struct PacerReport {
     pub cancelled: bool,
 }
 
+/// The HTTP client of the send path: hyper's pooled client without reqwest's conveniences
+/// (redirects, URL parsing per request, decompression), which cost CPU on every request and
+/// so, at high rates, schedule lag.
+pub struct EnqueueClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    timeout: Duration,
+}
+
+impl EnqueueClient {
+    /// A client for `POST <enqueue_url>`; `timeout` bounds each whole exchange.
+    pub fn new(enqueue_url: &Url, timeout: Duration) -> Result<Self, http::uri::InvalidUri> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Self {
+            client,
+            uri: enqueue_url.as_str().parse()?,
+            timeout,
+        })
+    }
+
+    /// Sends one body; a failure is an outcome, not an error.
+    async fn post(&self, body: Vec<u8>) -> EnqueueOutcome {
+        let request = Request::post(self.uri.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)));
+        let Ok(request) = request else {
+            return EnqueueOutcome::Error {
+                kind: "request_error",
+            };
+        };
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            // Read the whole body so the connection goes back to the pool.
+            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            Ok::<_, hyper_util::client::legacy::Error>((status, body))
+        };
+        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return EnqueueOutcome::Error { kind: "timeout" },
+            Ok(Err(err)) if err.is_connect() => {
+                return EnqueueOutcome::Error {
+                    kind: "connect_error",
+                };
+            }
+            Ok(Err(_)) => {
+                return EnqueueOutcome::Error {
+                    kind: "request_error",
+                };
+            }
+            Ok(Ok(answer)) => answer,
+        };
+        if status.is_success() {
+            // The dispatcher has the item whether or not its answer body arrived in full.
+            return EnqueueOutcome::Accepted;
+        }
+        let code = body
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ApiErrorBody>(&b).ok())
+            .map(|b| b.error.code)
+            .unwrap_or_else(|| format!("http_{}", status.as_u16()));
+        EnqueueOutcome::Rejected { code }
+    }
+}
+
 /// Everything a send needs, shared by all send tasks of a run.
 pub struct Generator {
-    pub client: reqwest::Client,
-    pub enqueue_url: Url,
+    pub client: EnqueueClient,
     pub pool: Arc<ImagePool>,
     pub run: Arc<RunState>,
     pub metrics: Metrics,
@@ -131,7 +205,7 @@ impl Generator {
 
         let id = request_id(self.run.id(), slot.seq);
         let body = enqueue_body(&self.pool.for_request(slot.seq).base64, &id);
-        let outcome = self.post(body).await;
+        let outcome = self.client.post(body).await;
 
         let done = Instant::now();
         let outcomes = &self.metrics.enqueue_outcomes;
@@ -147,37 +221,6 @@ impl Generator {
             done - start,
         );
     }
-
-    async fn post(&self, body: Vec<u8>) -> EnqueueOutcome {
-        let response = match self
-            .client
-            .post(self.enqueue_url.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(err) => {
-                return EnqueueOutcome::Error {
-                    kind: error_kind(&err),
-                };
-            }
-        };
-        let status = response.status();
-        // Read the whole body so the connection goes back to the pool.
-        let body = response.bytes().await;
-        if status.is_success() {
-            // The dispatcher has the item whether or not its answer body arrived in full.
-            return EnqueueOutcome::Accepted;
-        }
-        let code = body
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ApiErrorBody>(&b).ok())
-            .map(|b| b.error.code)
-            .unwrap_or_else(|| format!("http_{}", status.as_u16()));
-        EnqueueOutcome::Rejected { code }
-    }
 }
 
 /// Sleeps until `due`; false if cancelled first.
@@ -191,16 +234,6 @@ fn sleep_until(due: Instant, cancel: &CancellationToken) -> bool {
             return true;
         }
         std::thread::sleep((due - now).min(CANCEL_POLL));
-    }
-}
-
-fn error_kind(err: &reqwest::Error) -> &'static str {
-    if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
-        "connect_error"
-    } else {
-        "request_error"
     }
 }
 
@@ -224,6 +257,34 @@ pub fn enqueue_body(image_base64: &str, id: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use harness_core::wire::EnqueueRequest;
+
+    #[tokio::test]
+    async fn failed_exchanges_are_counted_by_kind() {
+        // Nobody listens: connection refused.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Url = format!("http://{}/enqueue", closed.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        drop(closed);
+        let client = EnqueueClient::new(&url, Duration::from_secs(2)).unwrap();
+        assert_eq!(
+            client.post(b"{}".to_vec()).await,
+            EnqueueOutcome::Error {
+                kind: "connect_error"
+            }
+        );
+        // Accepts the connection, never answers: the exchange times out.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Url = format!("http://{}/enqueue", silent.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let client = EnqueueClient::new(&url, Duration::from_millis(200)).unwrap();
+        assert_eq!(
+            client.post(b"{}".to_vec()).await,
+            EnqueueOutcome::Error { kind: "timeout" }
+        );
+        drop(silent);
+    }
 
     #[test]
     fn enqueue_body_is_the_wire_shape() {
