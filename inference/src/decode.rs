@@ -67,6 +67,16 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Error> {
 
 /// Like [`decode`], but keeps the decoded colour type (no conversion).
 pub fn decode_dynamic(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Error> {
+    // A decoder that panics on malformed data is still looking at malformed data: the client
+    // gets a 4xx, not a 500.
+    std::panic::catch_unwind(|| decode_checked(bytes, limits)).unwrap_or_else(|_| {
+        Err(Error::InvalidImage(
+            "the decoder failed on malformed data".to_owned(),
+        ))
+    })
+}
+
+fn decode_checked(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Error> {
     let format = image::guess_format(bytes).map_err(|_| Error::NotAnImage)?;
     if !ACCEPTED.contains(&format) {
         return Err(Error::NotAnImage);
@@ -243,6 +253,43 @@ mod tests {
         assert!(jpeg_is_complete(&with_app1).is_err());
         for cut in 3..jpeg.len() - 1 {
             assert!(jpeg_is_complete(&jpeg[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// Small valid files of every accepted format, encoded once.
+    fn samples() -> &'static [Vec<u8>] {
+        static SAMPLES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+        SAMPLES.get_or_init(|| {
+            let img: RgbImage =
+                ImageBuffer::from_fn(24, 16, |x, y| Rgb([(x * 9) as u8, (y * 13) as u8, 40]));
+            ACCEPTED.iter().map(|f| encode(&img, *f)).collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Corrupted files are errors with a client code, never panics: the service must answer
+        /// 4xx to garbage, whatever the decoders make of it.
+        #[test]
+        fn corrupted_files_are_client_errors(
+            which in 0..ACCEPTED.len(),
+            flips in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+                1..12,
+            ),
+            keep in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let mut bytes = samples()[which].clone();
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            if let Some(keep) = keep {
+                bytes.truncate(keep.index(bytes.len()) + 1);
+            }
+            if let Err(err) = decode(&bytes, &DecodeLimits::new(100_000)) {
+                proptest::prop_assert!(err.status().is_client_error(), "{err}");
+            }
         }
     }
 
