@@ -1,7 +1,8 @@
 //! Speed of the decision core and the simulator, printed as plain figures.
 //!
 //! `cargo bench -p autoscaler`. Each figure is the median of several timed rounds; ratios
-//! compare against a baseline measured in the same run (the machine is shared and noisy).
+//! compare against a baseline measured in the same run, and the simulator also reports the
+//! thread's CPU time (the machine is shared and noisy).
 
 // A bench is a program whose failure is a panic.
 #![allow(clippy::unwrap_used)]
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use autoscaler::config::Tuning;
 use autoscaler::policy::{Observation, Policy, PolicySpec};
 use autoscaler::queueing::{Load, erlang_c};
-use autoscaler::simulate::{ServiceTime, Shape, SimParams, simulate, warm_start};
+use autoscaler::simulate::{ServiceTime, Shape, SimParams, engine, simulate, warm_start};
 use autoscaler::telemetry::Telemetry;
 
 /// Median time per call of `f`, over `rounds` rounds of `calls` calls.
@@ -148,16 +149,26 @@ fn simulator() {
         PolicySpec::Predictive,
     ] {
         let mut requests = 0;
+        let mut cpu = Vec::new();
         let t = median_per_call(3, 1, |_| {
-            requests = simulate(&workload, &[spec], &tuning, &params)[0].requests;
+            let before = thread_cpu();
+            requests = engine::run(&workload, spec, &tuning, &params).requests;
+            if let (Some(a), Some(b)) = (before, thread_cpu()) {
+                cpu.push(b - a);
+            }
         });
+        cpu.sort();
+        let cpu = cpu.get(cpu.len() / 2).copied();
         println!(
-            "{:<11} {:>6.0} ms for {} requests ({:.1} M requests/s simulated, {:.0}× real time)",
+            "{:<11} {:>6.0} ms wall, {} CPU, for {} requests ({:.0} ns CPU per request)",
             spec.to_string(),
             t.as_secs_f64() * 1000.0,
+            cpu.map_or("?".into(), |c| format!(
+                "{:.0} ms",
+                c.as_secs_f64() * 1000.0
+            )),
             requests,
-            requests as f64 / t.as_secs_f64() / 1e6,
-            86_400.0 / t.as_secs_f64()
+            cpu.unwrap_or(t).as_secs_f64() * 1e9 / requests as f64,
         );
     }
     let all = [
@@ -176,11 +187,28 @@ fn simulator() {
     );
 }
 
+/// CPU time of the calling thread (Linux `/proc/thread-self/schedstat`): on a shared machine
+/// wall-clock time also counts the time other processes held the CPU.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
 fn main() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "load average {} on {cores} cores\n",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     erlang();
     decisions();
     simulator();
