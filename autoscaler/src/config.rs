@@ -8,6 +8,8 @@
 //! ([`TuningOverrides`]); precedence is flag/env, then file, then built-in default.
 
 mod file;
+mod hpa;
+mod overrides;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,7 +20,9 @@ use crate::forecast::ForecastParams;
 use crate::policy::hpa::Behavior;
 use crate::telemetry::PromQueries;
 
-pub use file::{TuningFile, TuningOverrides};
+pub use file::TuningFile;
+pub use hpa::{BehaviorFile, HpaFile};
+pub use overrides::TuningOverrides;
 
 /// Why the tuning file was rejected.
 #[derive(Debug, thiserror::Error)]

@@ -2,11 +2,11 @@
 
 use serde::Deserialize;
 
+use super::hpa::HpaFile;
 use super::{ConfigError, Tuning, fraction, non_negative, positive, seconds};
 use crate::breaker::BreakerParams;
 use crate::decision::{CostParams, DecisionParams, PanicParams};
 use crate::forecast::{ForecastParams, ModelKind};
-use crate::policy::hpa::{Behavior, RateKind, RatePolicy, ScalingRules, SelectPolicy};
 use crate::telemetry::PromQueries;
 
 /// Largest `maxReplicas` accepted: keeps every sizing search bounded.
@@ -148,65 +148,6 @@ impl Default for BreakerFile {
             close_after: 2,
         }
     }
-}
-
-/// `hpa`: the HPA's tolerance and an autoscaling/v2 `behavior`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct HpaFile {
-    pub tolerance: f64,
-    pub behavior: BehaviorFile,
-}
-
-impl Default for HpaFile {
-    fn default() -> Self {
-        Self {
-            tolerance: 0.1,
-            behavior: BehaviorFile::default(),
-        }
-    }
-}
-
-/// `hpa.behavior`, as in an HPA manifest; what is omitted gets the API server's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct BehaviorFile {
-    pub scale_up: Option<RulesFile>,
-    pub scale_down: Option<RulesFile>,
-}
-
-/// `scaleUp` / `scaleDown`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct RulesFile {
-    pub stabilization_window_seconds: Option<u32>,
-    pub select_policy: Option<SelectPolicyFile>,
-    pub policies: Option<Vec<RatePolicyFile>>,
-}
-
-/// `selectPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum SelectPolicyFile {
-    Max,
-    Min,
-    Disabled,
-}
-
-/// One `policies` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RatePolicyFile {
-    #[serde(rename = "type")]
-    pub kind: RateKindFile,
-    pub value: u32,
-    pub period_seconds: u32,
-}
-
-/// `Pods` or `Percent`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum RateKindFile {
-    Pods,
-    Percent,
 }
 
 /// `queue`.
@@ -436,146 +377,5 @@ impl BreakerFile {
             close_after: self.close_after,
             required: Vec::new(),
         })
-    }
-}
-
-impl BehaviorFile {
-    fn validate(&self) -> Result<Behavior, ConfigError> {
-        let defaults = Behavior::default();
-        Ok(Behavior {
-            scale_up: rules(
-                "hpa.behavior.scaleUp",
-                self.scale_up.as_ref(),
-                defaults.scale_up,
-            )?,
-            scale_down: rules(
-                "hpa.behavior.scaleDown",
-                self.scale_down.as_ref(),
-                defaults.scale_down,
-            )?,
-        })
-    }
-}
-
-/// Fills what `file` omits from `default`, and checks the API server's ranges.
-fn rules(
-    key: &str,
-    file: Option<&RulesFile>,
-    default: ScalingRules,
-) -> Result<ScalingRules, ConfigError> {
-    let Some(file) = file else {
-        return Ok(default);
-    };
-    let window = match file.stabilization_window_seconds {
-        Some(w) if w > 3600 => {
-            return Err(ConfigError::invalid(
-                &format!("{key}.stabilizationWindowSeconds"),
-                format!("must be in 0..=3600, got {w}"),
-            ));
-        }
-        Some(w) => std::time::Duration::from_secs(u64::from(w)),
-        None => default.stabilization_window,
-    };
-    let select_policy = match file.select_policy {
-        Some(SelectPolicyFile::Max) => SelectPolicy::Max,
-        Some(SelectPolicyFile::Min) => SelectPolicy::Min,
-        Some(SelectPolicyFile::Disabled) => SelectPolicy::Disabled,
-        None => default.select_policy,
-    };
-    let policies = match &file.policies {
-        None => default.policies,
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, p)| rate_policy(&format!("{key}.policies[{i}]"), p))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    if policies.is_empty() && select_policy != SelectPolicy::Disabled {
-        return Err(ConfigError::invalid(
-            &format!("{key}.policies"),
-            "needs at least one policy unless selectPolicy is Disabled",
-        ));
-    }
-    Ok(ScalingRules {
-        stabilization_window: window,
-        select_policy,
-        policies,
-    })
-}
-
-fn rate_policy(key: &str, p: &RatePolicyFile) -> Result<RatePolicy, ConfigError> {
-    if p.value == 0 {
-        return Err(ConfigError::invalid(&format!("{key}.value"), "must be > 0"));
-    }
-    if !(1..=1800).contains(&p.period_seconds) {
-        return Err(ConfigError::invalid(
-            &format!("{key}.periodSeconds"),
-            format!("must be in 1..=1800, got {}", p.period_seconds),
-        ));
-    }
-    Ok(RatePolicy {
-        kind: match p.kind {
-            RateKindFile::Pods => RateKind::Pods,
-            RateKindFile::Percent => RateKind::Percent,
-        },
-        value: p.value,
-        period: std::time::Duration::from_secs(u64::from(p.period_seconds)),
-    })
-}
-
-/// Flags and environment variables that override the file's top-level keys.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct TuningOverrides {
-    /// Requests per second one replica completes (`serviceRatePerPod`).
-    #[arg(long, env = "SERVICE_RATE_PER_POD")]
-    pub service_rate_per_pod: Option<f64>,
-    /// Utilisation the replicas should run at, 0..1 (`targetUtilization`).
-    #[arg(long, env = "TARGET_UTILIZATION")]
-    pub target_utilization: Option<f64>,
-    /// Seconds from asking for a replica to it serving (`coldStartSeconds`).
-    #[arg(long, env = "COLD_START_SECONDS")]
-    pub cold_start_seconds: Option<f64>,
-    /// Queue wait the SLA allows, in seconds (`slaLatencySeconds`).
-    #[arg(long, env = "SLA_LATENCY_SECONDS")]
-    pub sla_latency_seconds: Option<f64>,
-    /// Fraction of requests allowed to wait longer (`slaViolationProbability`).
-    #[arg(long, env = "SLA_VIOLATION_PROBABILITY")]
-    pub sla_violation_probability: Option<f64>,
-    /// Replicas kept even without traffic (`minWarmReplicas`).
-    #[arg(long, env = "MIN_WARM_REPLICAS")]
-    pub min_warm_replicas: Option<u32>,
-    /// Upper bound on replicas (`maxReplicas`).
-    #[arg(long, env = "MAX_REPLICAS")]
-    pub max_replicas: Option<u32>,
-    /// Seconds after any scaling before a scale-down (`scaleDownCooldownSeconds`).
-    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SECONDS")]
-    pub scale_down_cooldown_seconds: Option<f64>,
-    /// Multiplier on the forecast load (`safetyMargin`).
-    #[arg(long, env = "SAFETY_MARGIN")]
-    pub safety_margin: Option<f64>,
-}
-
-impl TuningOverrides {
-    pub(super) fn apply(&self, file: &mut TuningFile) {
-        fn set<T: Copy>(slot: &mut T, v: Option<T>) {
-            if let Some(v) = v {
-                *slot = v;
-            }
-        }
-        set(&mut file.service_rate_per_pod, self.service_rate_per_pod);
-        set(&mut file.target_utilization, self.target_utilization);
-        set(&mut file.cold_start_seconds, self.cold_start_seconds);
-        set(&mut file.sla_latency_seconds, self.sla_latency_seconds);
-        set(
-            &mut file.sla_violation_probability,
-            self.sla_violation_probability,
-        );
-        set(&mut file.min_warm_replicas, self.min_warm_replicas);
-        set(&mut file.max_replicas, self.max_replicas);
-        set(
-            &mut file.scale_down_cooldown_seconds,
-            self.scale_down_cooldown_seconds,
-        );
-        set(&mut file.safety_margin, self.safety_margin);
     }
 }

@@ -7,6 +7,7 @@
 
 mod arrivals;
 pub mod engine;
+mod histogram;
 mod plot;
 pub mod report;
 pub mod workload;

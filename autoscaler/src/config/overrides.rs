@@ -1,0 +1,60 @@
+//! Flags and environment variables over the tuning file's top-level keys.
+
+use super::file::TuningFile;
+
+/// Flags and environment variables that override the file's top-level keys.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TuningOverrides {
+    /// Requests per second one replica completes (`serviceRatePerPod`).
+    #[arg(long, env = "SERVICE_RATE_PER_POD")]
+    pub service_rate_per_pod: Option<f64>,
+    /// Utilisation the replicas should run at, 0..1 (`targetUtilization`).
+    #[arg(long, env = "TARGET_UTILIZATION")]
+    pub target_utilization: Option<f64>,
+    /// Seconds from asking for a replica to it serving (`coldStartSeconds`).
+    #[arg(long, env = "COLD_START_SECONDS")]
+    pub cold_start_seconds: Option<f64>,
+    /// Queue wait the SLA allows, in seconds (`slaLatencySeconds`).
+    #[arg(long, env = "SLA_LATENCY_SECONDS")]
+    pub sla_latency_seconds: Option<f64>,
+    /// Fraction of requests allowed to wait longer (`slaViolationProbability`).
+    #[arg(long, env = "SLA_VIOLATION_PROBABILITY")]
+    pub sla_violation_probability: Option<f64>,
+    /// Replicas kept even without traffic (`minWarmReplicas`).
+    #[arg(long, env = "MIN_WARM_REPLICAS")]
+    pub min_warm_replicas: Option<u32>,
+    /// Upper bound on replicas (`maxReplicas`).
+    #[arg(long, env = "MAX_REPLICAS")]
+    pub max_replicas: Option<u32>,
+    /// Seconds after any scaling before a scale-down (`scaleDownCooldownSeconds`).
+    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SECONDS")]
+    pub scale_down_cooldown_seconds: Option<f64>,
+    /// Multiplier on the forecast load (`safetyMargin`).
+    #[arg(long, env = "SAFETY_MARGIN")]
+    pub safety_margin: Option<f64>,
+}
+
+impl TuningOverrides {
+    pub(super) fn apply(&self, file: &mut TuningFile) {
+        fn set<T: Copy>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        set(&mut file.service_rate_per_pod, self.service_rate_per_pod);
+        set(&mut file.target_utilization, self.target_utilization);
+        set(&mut file.cold_start_seconds, self.cold_start_seconds);
+        set(&mut file.sla_latency_seconds, self.sla_latency_seconds);
+        set(
+            &mut file.sla_violation_probability,
+            self.sla_violation_probability,
+        );
+        set(&mut file.min_warm_replicas, self.min_warm_replicas);
+        set(&mut file.max_replicas, self.max_replicas);
+        set(
+            &mut file.scale_down_cooldown_seconds,
+            self.scale_down_cooldown_seconds,
+        );
+        set(&mut file.safety_margin, self.safety_margin);
+    }
+}
