@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::config::RunArgs;
 use crate::run::{RunOptions, RunOutcome, run_load_test};
-use crate::stats::{LatencySummary, Stats};
+use crate::stats::LatencySummary;
 use crate::store::{Phase, Progress};
 
 pub const EXIT_THRESHOLD: u8 = 1;
@@ -167,18 +167,4 @@ fn latency_line(out: &mut String, name: &str, l: Option<&LatencySummary>) {
             let _ = writeln!(out, "  {name:<14}{:>9}", "no samples");
         }
     }
-}
-
-/// Exposed for callers that print a summary of stats they got elsewhere.
-pub fn one_line(stats: &Stats) -> String {
-    format!(
-        "{} sent, {} succeeded, {} failed, {} missing, p99 {}",
-        stats.sent,
-        stats.succeeded,
-        stats.rejected + stats.send_errors + stats.failed,
-        stats.missing,
-        stats
-            .latency_ms
-            .map_or("–".to_owned(), |l| format!("{:.0} ms", l.p99))
-    )
 }

@@ -135,7 +135,7 @@ pub struct RunArgs {
     pub generator: GeneratorArgs,
     /// Exit non-zero when a condition holds, e.g. `p99>500ms`, `failed>0`,
     /// `failureRate>1%`, `enqueue.p99>=50ms`. Repeatable.
-    #[arg(long = "fail-on", value_parser = Threshold::parse)]
+    #[arg(long = "fail-on", env = "FAIL_ON", value_delimiter = ',', value_parser = Threshold::parse)]
     pub fail_on: Vec<Threshold>,
 }
 

@@ -166,10 +166,19 @@ async fn preflight(client: &reqwest::Client, dispatcher: &Url) -> Result<(), Err
     let url = endpoint(dispatcher, "healthz");
     match client.get(url).timeout(Duration::from_secs(3)).send().await {
         Ok(_) => Ok(()),
-        Err(err) => Err(Error::DispatcherUnreachable {
-            url: dispatcher.to_string(),
-            reason: err.to_string(),
-        }),
+        Err(err) => {
+            // reqwest's message is generic; the cause ("Connection refused") is at the bottom.
+            let mut reason = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                reason = format!("{reason}: {cause}");
+                source = cause.source();
+            }
+            Err(Error::DispatcherUnreachable {
+                url: dispatcher.to_string(),
+                reason,
+            })
+        }
     }
 }
 
