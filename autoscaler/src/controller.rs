@@ -152,6 +152,8 @@ pub struct Controller<S, T> {
     source: S,
     target: T,
     policy: Policy,
+    /// Whether the policy has been primed with the target's count (at the first read).
+    primed: bool,
     breaker: Breaker,
     settings: ControllerSettings,
     handle: ControllerHandle,
@@ -173,6 +175,7 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
             source,
             target,
             policy,
+            primed: false,
             breaker,
             settings,
             handle,
@@ -209,6 +212,12 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
             }
         };
         m.current_replicas.set(i64::from(current));
+        if !self.primed {
+            // A (re)started controller has no history: it must not read that as "nothing was
+            // needed" and scale down at once.
+            self.policy.prime(now, current);
+            self.primed = true;
+        }
         let observation = Observation {
             now,
             current_replicas: current,

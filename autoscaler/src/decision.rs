@@ -292,6 +292,12 @@ impl Decider {
         }
     }
 
+    /// Starts the cooldown window as if `replicas` had been needed at `now`: a controller that
+    /// (re)starts does not scale down before a full window has shown less is needed.
+    pub fn prime(&mut self, now: Instant, replicas: u32) {
+        self.recent_needs.push_back((now, replicas));
+    }
+
     /// Records this decision's need and returns the highest need within the cooldown window.
     fn remember_need(&mut self, now: Instant, need: u32) -> u32 {
         let window = self.params.scale_down_cooldown;

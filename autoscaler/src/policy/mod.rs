@@ -195,11 +195,15 @@ impl Policy {
         rec
     }
 
-    /// Starts the policy as if it had been running at `replicas` until `now` (the simulator
-    /// starts every policy from the same steady state).
+    /// Starts the policy as if it had been running at `replicas` until `now`: no scale-down
+    /// before its window (cooldown, or the HPA's stabilisation) has shown less is needed. The
+    /// controller primes at its first step, so that a restart never scales down at once; the
+    /// simulator starts every policy from the same steady state.
     pub fn prime(&mut self, now: Instant, replicas: u32) {
-        if let Policy::Hpa(hpa) | Policy::Queue(hpa) = self {
-            hpa.prime(now, replicas);
+        match self {
+            Policy::Predictive(p) => p.prime(now, replicas),
+            Policy::Hpa(hpa) | Policy::Queue(hpa) => hpa.prime(now, replicas),
+            Policy::Static(_) => {}
         }
     }
 

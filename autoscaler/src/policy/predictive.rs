@@ -32,6 +32,10 @@ impl Predictive {
         }
     }
 
+    pub(super) fn prime(&mut self, now: std::time::Instant, replicas: u32) {
+        self.decider.prime(now, replicas);
+    }
+
     /// The forecast horizon in intervals.
     pub fn horizon(&self) -> u32 {
         self.horizon

@@ -115,9 +115,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
     let report = Report::new(&args.workload, &workload, &tuning, &params, &results);
     println!("{}", report.table());
     println!(
-        "{} policies × {:.1} h of workload simulated in {:.2} s (seed {})",
+        "{} policies × {} of workload simulated in {:.2} s (seed {})",
         results.len(),
-        workload.seconds() as f64 / 3600.0,
+        report::span(workload.seconds() as f64),
         elapsed.as_secs_f64(),
         params.seed
     );

@@ -100,6 +100,17 @@ impl Summary {
     }
 }
 
+/// A length of time for people: seconds, minutes or hours.
+pub fn span(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7_200.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
 impl Report {
     pub fn new(
         path: &Path,
@@ -125,9 +136,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} ({:.1} h), SLA: wait ≤ {} s, cold start {} s, seed {}",
+            "{} ({}), SLA: wait ≤ {} s, cold start {} s, seed {}",
             self.workload,
-            self.workload_seconds as f64 / 3600.0,
+            span(self.workload_seconds as f64),
             self.sla_latency_seconds,
             self.cold_start_seconds,
             self.seed

@@ -248,3 +248,23 @@ async fn predictive_scales_ahead_of_a_ramp() {
         "only ever up: {calls:?}"
     );
 }
+
+#[tokio::test]
+async fn a_restarted_controller_waits_a_cooldown_before_scaling_down() {
+    let pool = Pool::with(10);
+    let handle = ControllerHandle::new().unwrap();
+    let mut c = Controller::new(
+        Script::new(&[Some(1.0)]),
+        pool.clone(),
+        settings(PolicySpec::Predictive),
+        handle,
+    );
+    let t0 = Instant::now();
+    let cooldown = Tuning::default().decision.scale_down_cooldown;
+    let first = c.step(t0).await.recommendation.unwrap();
+    assert_eq!((first.replicas, first.reason), (10, "cooldown"));
+    let before = c.step(t0 + cooldown - Duration::from_secs(1)).await;
+    assert_eq!(before.recommendation.unwrap().replicas, 10);
+    c.step(t0 + cooldown).await;
+    assert!(*pool.replicas.lock().unwrap() < 10, "{:?}", pool.calls());
+}
