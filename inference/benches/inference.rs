@@ -388,10 +388,12 @@ fn main() -> anyhow::Result<()> {
                 ms("modelMs", "median"),
                 ms("modelMs", "min"),
             );
+            // The minimum is the least disturbed by other load on a shared machine.
             println!(
-                "  tract / onnxruntime: {:.2}x (means), {:.2}x (medians)",
+                "  tract / onnxruntime: {:.2}x (means), {:.2}x (medians), {:.2}x (minimums)",
                 tract.mean() / ms("modelMs", "mean"),
-                tract.median() / ms("modelMs", "median")
+                tract.median() / ms("modelMs", "median"),
+                tract.min() / ms("modelMs", "min")
             );
             println!(
                 "  Pillow decode {:.2} ms + preprocess {:.2} ms/image (means), for reference",
