@@ -18,7 +18,7 @@ use load_tester::Workload;
 use crate::error::Error;
 use crate::pool::PoolSettings;
 use crate::prometheus::{PrometheusSettings, find_on_path};
-use crate::timescale;
+use crate::reshape;
 
 /// The autoscaler tuning the demo uses unless `--autoscaler-config` names another.
 pub const DEMO_TUNING: &str = include_str!("../demo-autoscaler.yaml");
@@ -64,6 +64,9 @@ pub struct DemoArgs {
     /// Stretch (> 1) or compress (< 1) the workload in time, keeping its rates.
     #[arg(long, env = "DURATION_SCALE", default_value_t = 1.0)]
     pub duration_scale: f64,
+    /// Multiply every rate of the workload (a slower machine: 0.5), keeping its timing.
+    #[arg(long, env = "RATE_SCALE", default_value_t = 1.0)]
+    pub rate_scale: f64,
     /// Replicas at start, and the fewest the autoscaler may leave.
     #[arg(long, env = "MIN_REPLICAS", default_value_t = 1)]
     pub min_replicas: u32,
@@ -189,7 +192,8 @@ impl DemoArgs {
             require_exists(flag, path)?;
         }
         let workload = Workload::load(&self.workload)?;
-        let workload = timescale::scale(&workload, self.duration_scale)?;
+        let workload = reshape::scale_duration(&workload, self.duration_scale)?;
+        let workload = reshape::scale_rates(&workload, self.rate_scale)?;
         Ok(DemoSettings {
             workload,
             images: self.images.clone(),
@@ -367,6 +371,8 @@ mod tests {
             "2",
             "--duration-scale",
             "2",
+            "--rate-scale",
+            "0.5",
             "--interval",
             "500ms",
         ])
@@ -383,6 +389,10 @@ mod tests {
         assert_eq!(s.controller.interval, Duration::from_millis(500));
         let original = Workload::load(&root().join("workload.txt")).unwrap();
         assert_eq!(s.workload.seconds(), original.seconds() * 2);
+        assert_eq!(
+            s.workload.peak(),
+            (f64::from(original.peak()) * 0.5).round() as u32
+        );
     }
 
     #[test]
@@ -410,6 +420,7 @@ mod tests {
             (&["--scaler", "static:9"], "--scaler"),
             (&["--interval", "0s"], "--interval"),
             (&["--duration-scale", "0"], "--duration-scale"),
+            (&["--rate-scale=-1"], "--rate-scale"),
             (&["--drain-rate", "0"], "--drain-rate"),
             (&["--model", "/nonexistent.onnx"], "--model"),
             (&["--images", "/nonexistent"], "--images"),

@@ -13,7 +13,7 @@
 //! - [`pool`]: the local replica pool, the autoscaler's scale target.
 //! - [`autoscale`]: the autoscaler's controller on the pool, and its telemetry source.
 //! - [`prometheus`]: `--prometheus`, a real Prometheus server scraping every service.
-//! - [`timescale`]: `--duration-scale`, a workload stretched or compressed in time.
+//! - [`reshape`]: `--duration-scale` and `--rate-scale`, a workload stretched in time or load.
 //! - [`demo`]: start everything, run the workload, stop everything, in order.
 //! - [`summary`]: the figures printed at the end.
 //! - [`error`]: the [`Error`] enum and its codes.
@@ -26,8 +26,8 @@ pub mod demo;
 pub mod error;
 pub mod pool;
 pub mod prometheus;
+pub mod reshape;
 pub mod summary;
-pub mod timescale;
 
 pub use config::{Cli, Command, DemoArgs, DemoSettings};
 pub use demo::{DemoOutcome, Services, run, run_observed};

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use pipeline::{Cli, Command};
 
-/// Ten seconds: a short warm-up, a burst above what one replica does in a debug build (a few
-/// dozen images a second on an idle machine), a tail.
-const WORKLOAD: &str = "# short demo workload\n2, 2, 20, 20, 20, 20, 20, 5, 2, 2\n";
+/// Ten seconds: a short warm-up, a burst above what one single-worker replica does even on a
+/// fast machine (one image takes 30-40 ms in release, more in a debug build), a tail.
+const WORKLOAD: &str = "# short demo workload\n2, 2, 30, 30, 30, 30, 30, 5, 2, 2\n";
 const IMAGES: [&str; 3] = ["grace_hopper.jpg", "chelsea.png", "rocket.jpg"];
 
 fn root() -> PathBuf {

@@ -21,8 +21,9 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-/// Overload: a burst far above what one or two debug-build replicas complete, so the queue
-/// grows for a dozen seconds, then a trickle that keeps the rate windows populated.
+/// Overload: a 25/s burst against a dispatcher that drains at most 15/s (`--drain-rate 15`,
+/// so the overload does not depend on how fast this machine is): the queue grows for ten
+/// seconds. Then a trickle keeps the rate windows populated while the checks run.
 const WORKLOAD: &str = "5, 5, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25\n\
                         3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3\n";
 /// Grafana's built-in variables and the dashboard's own, as a query-time substitution.
@@ -102,6 +103,7 @@ async fn dashboard_rules_alerts_and_autoscaler_work_against_a_real_prometheus() 
         "--scaler=predictive".to_owned(),
         "--max-replicas=2".to_owned(),
         "--interval=1s".to_owned(),
+        "--drain-rate=15".to_owned(),
     ];
     let Command::Demo(args) = Cli::try_parse_from(argv).unwrap().command;
     let settings = args.validate().unwrap();
@@ -133,8 +135,13 @@ async fn dashboard_rules_alerts_and_autoscaler_work_against_a_real_prometheus() 
         failures.len(),
         failures.join("\n")
     );
+    // The pool grows under this load; Prometheus must follow it through the targets file.
     let replicas_seen = prom
-        .scalar("max_over_time(count(up{job=\"inference\"} == 1)[5m:1s])")
+        .wait_for_value(
+            "max_over_time(count(up{job=\"inference\"} == 1)[5m:1s])",
+            |n| n > 1.0,
+            Duration::from_secs(60),
+        )
         .await;
     let autoscaler = metrics_text(&services.autoscaler).await;
     // Read while the server runs: its directory goes when the demo ends.
@@ -147,12 +154,8 @@ async fn dashboard_rules_alerts_and_autoscaler_work_against_a_real_prometheus() 
     assert_eq!(s.sent, s.succeeded + s.failed + s.rejected + s.send_errors);
     assert_eq!(s.missing, 0);
 
-    // The pool grew and Prometheus followed it through the rewritten targets file.
     assert!(outcome.replica_range.1 > 1, "{:?}", outcome.scale_events);
-    assert!(
-        replicas_seen > 1.0,
-        "Prometheus saw at most {replicas_seen} replica(s)"
-    );
+    println!("Prometheus saw up to {replicas_seen} replicas");
     // The autoscaler decided on values it queried from this Prometheus.
     let asked = query_log
         .lines()
@@ -246,6 +249,24 @@ impl Prom {
             }
             pending = failures.into_iter().map(|(n, q, _)| (n, q)).collect();
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Polls a one-value query until `done` holds for its value, and returns the value.
+    async fn wait_for_value(
+        &self,
+        promql: &str,
+        done: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.scalar(promql).await;
+            if done(value) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{promql} is still {value}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
