@@ -259,11 +259,12 @@ fn load_options(
         .desired_replicas
         .clone();
     options.samplers.push(Arc::new(FnSampler(move || {
-        vec![Sample::new(
-            DESIRED_REPLICAS,
-            SeriesKind::Replicas,
-            desired.get() as f64,
-        )]
+        // 0 until the first decision (the pool never goes below one replica): a gap, not a dip.
+        let replicas = desired.get();
+        (replicas > 0)
+            .then(|| Sample::new(DESIRED_REPLICAS, SeriesKind::Replicas, replicas as f64))
+            .into_iter()
+            .collect()
     })));
     if let Some(url) = &running.services.prometheus {
         options.samplers.push(PrometheusSampler::new(url)?);
