@@ -1,5 +1,6 @@
 //! The `pipeline` binary: `pipeline demo` runs the whole pipeline in this process.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +14,7 @@ const EXIT_INTERRUPTED: u8 = 130;
 async fn main() -> ExitCode {
     let Cli {
         command: Command::Demo(args),
-    } = Cli::parse();
+    } = Cli::parse_from(arguments());
     harness_core::telemetry::init();
     let settings = match args.validate() {
         Ok(settings) => settings,
@@ -36,6 +37,17 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, minus one `--` right after `demo`: the `cargo demo` alias already ends
+/// in `--`, so `cargo demo -- --scaler predictive` (the habit from `cargo run`) arrives as
+/// `demo -- --scaler predictive`. Both spellings then work.
+fn arguments() -> Vec<OsString> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "demo") && args.get(2).is_some_and(|a| a == "--") {
+        args.remove(2);
+    }
+    args
 }
 
 /// Completes on the first Ctrl-C or SIGTERM (stop cleanly and write the report); a second one
