@@ -21,14 +21,14 @@ use crate::pool::ReplicaPool;
 
 /// Where the controller reads its telemetry.
 #[derive(Debug, Clone)]
-pub enum Telemetry {
+pub enum TelemetryFrom {
     /// The dispatcher's `/metrics` (full URL) and every replica's, straight from the services.
     Scrape { dispatcher_metrics_url: String },
     /// A Prometheus server's HTTP API (base URL), with the tuning's PromQL.
     Prometheus { url: String },
 }
 
-impl Telemetry {
+impl TelemetryFrom {
     /// The source for `pool`, with the tuning's timeout (at most one interval).
     pub fn source(
         &self,
@@ -37,7 +37,7 @@ impl Telemetry {
     ) -> anyhow::Result<AnySource> {
         let timeout = settings.tuning.prometheus_timeout.min(settings.interval);
         Ok(match self {
-            Telemetry::Scrape {
+            TelemetryFrom::Scrape {
                 dispatcher_metrics_url,
             } => AnySource::Scrape(
                 ScrapeSource::new(
@@ -47,7 +47,7 @@ impl Telemetry {
                 )
                 .map_err(anyhow::Error::msg)?,
             ),
-            Telemetry::Prometheus { url } => AnySource::Prometheus(
+            TelemetryFrom::Prometheus { url } => AnySource::Prometheus(
                 PrometheusSource::new(url, settings.tuning.queries.clone(), timeout)
                     .map_err(anyhow::Error::msg)?,
             ),

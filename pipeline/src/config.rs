@@ -7,6 +7,7 @@
 //! seconds rather than minutes (`demo-autoscaler.yaml`). The services' own flags remain
 //! available for separate runs (`cargo run -p dispatcher -- --help`, ...).
 
+use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -240,22 +241,24 @@ impl DemoArgs {
         }))
     }
 
+    /// Every replica's configuration: the service's own defaults (queue, limits, timeouts)
+    /// with the demo's model and worker count.
     fn inference_config(&self) -> anyhow::Result<inference::Config> {
-        let workers = self.replica_workers.to_string();
+        let mut model = OsString::from("--model=");
+        model.push(&self.model);
+        let mut labels = OsString::from("--labels=");
+        labels.push(&self.labels);
         let config = inference::Config::try_parse_from([
-            "inference".as_ref(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--workers".as_ref(),
-            workers.as_ref(),
-            "--model".as_ref(),
-            self.model.as_os_str(),
-            "--labels".as_ref(),
-            self.labels.as_os_str(),
+            OsString::from("inference"),
+            OsString::from("--listen=127.0.0.1:0"),
+            OsString::from(format!("--workers={}", self.replica_workers)),
+            model,
+            labels,
         ])?;
         Ok(config)
     }
 
+    /// The dispatcher's own defaults, with the demo's drain settings and short shutdown.
     fn dispatcher_config(&self) -> anyhow::Result<dispatcher::Config> {
         let config = dispatcher::Config::try_parse_from([
             "dispatcher",

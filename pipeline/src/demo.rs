@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::autoscale::{LocalAutoscaler, Telemetry};
+use crate::autoscale::{LocalAutoscaler, TelemetryFrom};
 use crate::config::DemoSettings;
 use crate::pool::{ReplicaPool, ScaleEvent};
 use crate::prometheus::{LocalPrometheus, PrometheusSampler, Targets};
@@ -180,10 +180,10 @@ impl Running {
             None => None,
         };
         let telemetry = match &prometheus {
-            Some(p) => Telemetry::Prometheus {
+            Some(p) => TelemetryFrom::Prometheus {
                 url: p.url().to_owned(),
             },
-            None => Telemetry::Scrape {
+            None => TelemetryFrom::Scrape {
                 dispatcher_metrics_url: format!("{dispatcher_url}/metrics"),
             },
         };

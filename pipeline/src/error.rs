@@ -27,6 +27,9 @@ pub enum Error {
     /// Replicas did not turn ready in time.
     #[error("{pending} replica(s) not ready after {timeout:?}")]
     NotReady { pending: usize, timeout: Duration },
+    /// The HTTP client that probes replicas could not be built (TLS or resolver set-up).
+    #[error("cannot build an HTTP client: {0}")]
+    HttpClient(String),
     /// A setting that cannot work.
     #[error("invalid --{flag}: {reason}")]
     InvalidSetting { flag: &'static str, reason: String },
@@ -41,6 +44,7 @@ impl Error {
             Error::ShuttingDown => "shutting_down",
             Error::ReplicaFailed { .. } => "replica_failed",
             Error::NotReady { .. } => "not_ready",
+            Error::HttpClient(_) => "http_client",
             Error::InvalidSetting { .. } => "invalid_setting",
         }
     }
@@ -83,6 +87,7 @@ mod tests {
                 pending: 1,
                 timeout: Duration::from_secs(1),
             },
+            Error::HttpClient("x".into()),
             Error::invalid("x", "y"),
         ];
         for err in &errors {

@@ -98,7 +98,7 @@ impl ReplicaPool {
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| Error::invalid("min-replicas", format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::HttpClient(e.to_string()))?;
         let pool = Self {
             replicas: Mutex::new(Vec::new()),
             size: AtomicU32::new(0),
