@@ -85,6 +85,17 @@ pub fn validate(payload: &str) -> Result<(usize, Alphabet), PayloadError> {
     }
 }
 
+/// [`validate`] for a payload already known to have no `data:` prefix, as raw bytes, at memory
+/// speed. `None` when the bytes are not plain valid base64 *or* need a closer look; a caller
+/// then goes through [`validate`], which names the exact problem. `Some` implies the bytes are
+/// ASCII and that [`validate`] returns the same value for them.
+pub fn check_plain(data: &[u8]) -> Option<(usize, Alphabet)> {
+    if data.starts_with(b"data:") {
+        return None;
+    }
+    quick_check(data)
+}
+
 /// The common case of [`validate`] at memory speed: a branch-free pass over everything before
 /// the trailing `=` that the compiler vectorises, then the length rules. `None` on any doubt (a
 /// byte outside the alphabets, mixed alphabets, odd padding or length); [`scan`] then finds the
