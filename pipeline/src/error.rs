@@ -24,6 +24,9 @@ pub enum Error {
     /// A replica stopped by itself (the model could not be loaded, say).
     #[error("replica {url} stopped: {reason}")]
     ReplicaFailed { url: String, reason: String },
+    /// No replica of the pool serves this URL.
+    #[error("no replica serves {0}")]
+    UnknownReplica(String),
     /// Replicas did not turn ready in time.
     #[error("{pending} replica(s) not ready after {timeout:?}")]
     NotReady { pending: usize, timeout: Duration },
@@ -42,6 +45,7 @@ impl Error {
             Error::OutOfRange { .. } => "out_of_range",
             Error::Bind(_) => "bind_failed",
             Error::ShuttingDown => "shutting_down",
+            Error::UnknownReplica(_) => "unknown_replica",
             Error::ReplicaFailed { .. } => "replica_failed",
             Error::NotReady { .. } => "not_ready",
             Error::HttpClient(_) => "http_client",

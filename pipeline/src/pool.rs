@@ -14,6 +14,13 @@
 //!   their graceful shutdown starts: no new connections, in-flight requests finish. The delay
 //!   plays the role of a pod's pre-stop hook, covering a dispatch already on its way.
 //!
+//! - **kill** ([`ReplicaPool::kill`], for fault tests and drills): the replica dies at once, as
+//!   a pod does under `kubectl delete pod --grace-period=0` or an OOM kill: its open connections
+//!   are cut mid-request. The pool then does what a ReplicaSet does and starts a replacement.
+//!
+//! Each replica runs on a Tokio runtime of its own, on its own thread: a kill drops that
+//! runtime, which closes every socket the replica had open, as the end of a process would.
+//!
 //! The pool implements the autoscaler's [`ScaleTarget`]. Dropping it stops every replica.
 
 use std::sync::Mutex as SyncMutex;
@@ -23,7 +30,7 @@ use std::time::Duration;
 use autoscaler::{ScaleTarget, TargetError};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,6 +68,9 @@ struct Replica {
     url: String,
     /// Starts the replica's graceful shutdown (a child of the pool's token).
     stop: CancellationToken,
+    /// Ends the replica at once: its runtime is dropped with every connection on it.
+    kill: CancellationToken,
+    /// Ends when the replica's thread has finished.
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -184,6 +194,31 @@ impl ReplicaPool {
         result
     }
 
+    /// Kills the replica serving `url` without a graceful shutdown (its in-flight requests
+    /// fail with a cut connection), takes it out of the published set and starts a replacement,
+    /// as a ReplicaSet would. Returns the replacement's URL; it loads the model before it turns
+    /// ready.
+    pub async fn kill(&self, url: &str) -> Result<String, Error> {
+        let mut replicas = self.replicas.lock().await;
+        if self.stop_all.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let index = replicas
+            .iter()
+            .position(|r| r.url == url)
+            .ok_or_else(|| Error::UnknownReplica(url.to_owned()))?;
+        let killed = replicas.remove(index);
+        killed.kill.cancel();
+        tracing::warn!(%url, "replica killed");
+        self.publish(&replicas);
+        let replacement = self.spawn_replica().await?;
+        let new_url = replacement.url.clone();
+        replicas.insert(index, replacement);
+        self.publish(&replicas);
+        let _ = killed.task.await;
+        Ok(new_url)
+    }
+
     /// Waits until every current replica answers `/readyz` with 200. Fails if a replica
     /// stopped by itself (the model could not be loaded) or `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
@@ -249,26 +284,35 @@ impl ReplicaPool {
     }
 
     async fn spawn_replica(&self) -> Result<Replica, Error> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(Error::Bind)?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(Error::Bind)?;
+        listener.set_nonblocking(true).map_err(Error::Bind)?;
         let addr = listener.local_addr().map_err(Error::Bind)?;
         let url = format!("http://{addr}");
         let stop = self.stop_all.child_token();
+        let kill = CancellationToken::new();
         let config = self.settings.inference.clone();
-        let task = self.tasks.spawn({
-            let stop = stop.clone();
-            let url = url.clone();
-            async move {
-                let result = inference::run(listener, config, stop.cancelled_owned()).await;
-                if let Err(err) = &result {
-                    tracing::error!(%url, err = format!("{err:#}"), "replica failed");
+        let (finished, exited) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("replica-{}", addr.port()))
+            .spawn({
+                let (stop, kill, url) = (stop.clone(), kill.clone(), url.clone());
+                move || {
+                    let _ = finished.send(run_replica(listener, config, stop, kill, &url));
                 }
-                result
-            }
+            })
+            .map_err(Error::Bind)?;
+        let task = self.tasks.spawn(async move {
+            exited
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("replica thread panicked")))
         });
         tracing::info!(%url, "replica starting");
-        Ok(Replica { url, stop, task })
+        Ok(Replica {
+            url,
+            stop,
+            kill,
+            task,
+        })
     }
 
     /// Stops a replica that has left the published set, after the deregistration delay.
@@ -307,6 +351,34 @@ impl ReplicaPool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(event);
     }
+}
+
+/// A replica's thread: its own runtime, serving until `stop` (graceful) or `kill` (at once).
+fn run_replica(
+    listener: std::net::TcpListener,
+    config: inference::Config,
+    stop: CancellationToken,
+    kill: CancellationToken,
+    url: &str,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("replica-io")
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener)?;
+        tokio::select! {
+            served = inference::run(listener, config, stop.cancelled_owned()) => served,
+            () = kill.cancelled() => Ok(()),
+        }
+    });
+    // Dropping the runtime's tasks closes every connection the replica still holds.
+    runtime.shutdown_background();
+    if let Err(err) = &result {
+        tracing::error!(%url, err = format!("{err:#}"), "replica failed");
+    }
+    result
 }
 
 impl Drop for ReplicaPool {
