@@ -74,6 +74,7 @@ pub struct ReportWritten {
     pub report_dir: PathBuf,
     pub report_html: PathBuf,
     pub stats_json: PathBuf,
+    pub timeline_csv: PathBuf,
     pub stats: Stats,
 }
 
@@ -178,6 +179,7 @@ pub async fn generate_report(
         report_dir: files.dir,
         report_html: files.html,
         stats_json: files.stats_json,
+        timeline_csv: files.timeline_csv,
         stats,
     }))
 }

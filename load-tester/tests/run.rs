@@ -255,6 +255,23 @@ async fn report_numbers_match_an_independent_computation() {
     // stats.json on disk is the same document.
     let on_disk = std::fs::read(&outcome.report.stats_json).unwrap();
     assert_eq!(on_disk, serde_json::to_vec_pretty(s).unwrap());
+
+    // timeline.csv: one row per second whose columns add up to the totals.
+    let csv = std::fs::read_to_string(&outcome.report.timeline_csv).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("second,offered,sent,"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == 10), "{csv}");
+    let column = |i: usize| -> u64 { rows.iter().map(|r| r[i].parse::<u64>().unwrap()).sum() };
+    // The workload as written; `maxImages` may cap what is planned from it.
+    assert!(column(1) >= s.planned, "offered");
+    assert_eq!(column(2), s.sent, "sent");
+    assert_eq!(column(5) + column(6), s.completed, "succeeded + failed");
+    let p99s: Vec<f64> = rows.iter().filter_map(|r| r[9].parse().ok()).collect();
+    assert!(
+        !p99s.is_empty() && p99s.iter().all(|&p| p <= latency.max * 1.01),
+        "{csv}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

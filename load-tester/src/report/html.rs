@@ -227,9 +227,10 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
     }
     let _ = writeln!(
         out,
-        "<p class=\"note\">Raw numbers: <a href=\"{}\">stats.json</a>. Concurrency cap {}.</p>\
-         </body></html>",
+        "<p class=\"note\">Raw numbers: <a href=\"{}\">stats.json</a>, per second \
+         <a href=\"{}\">timeline.csv</a>. Concurrency cap {}.</p></body></html>",
         super::STATS_JSON,
+        super::TIMELINE_CSV,
         data.concurrency
     );
     out

@@ -1,5 +1,5 @@
-//! Reports: one folder per run holding `stats.json`, the PNG plots and a self-contained
-//! `report.html` that shows both and opens straight from disk.
+//! Reports: one folder per run holding `stats.json`, `timeline.csv` (one row per second), the
+//! PNG plots and a self-contained `report.html` that shows them and opens straight from disk.
 //!
 //! - [`plots`]: the four PNG plots (plotters, embedded font).
 //! - [`html`]: the page, `report.html`.
@@ -20,6 +20,7 @@ use crate::store::{RunState, lock};
 /// File names inside a report folder.
 pub const STATS_JSON: &str = "stats.json";
 pub const REPORT_HTML: &str = "report.html";
+pub const TIMELINE_CSV: &str = "timeline.csv";
 
 /// The files of a written report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct ReportFiles {
     pub dir: PathBuf,
     pub html: PathBuf,
     pub stats_json: PathBuf,
+    /// One row per second: offered, sent and outcomes, latency percentiles.
+    pub timeline_csv: PathBuf,
     pub plots: Vec<PathBuf>,
 }
 
@@ -96,6 +99,9 @@ pub fn write_blocking(data: &ReportData, dir: &Path) -> Result<ReportFiles, Erro
     let json = serde_json::to_vec_pretty(&data.stats)
         .map_err(|e| Error::Report(format!("cannot serialise stats: {e}")))?;
     std::fs::write(&stats_json, json).map_err(|e| io("cannot write stats.json", e))?;
+    let timeline_csv = dir.join(TIMELINE_CSV);
+    std::fs::write(&timeline_csv, timeline_csv_text(&data.rates, &data.seconds))
+        .map_err(|e| io("cannot write timeline.csv", e))?;
 
     let mut shown = Vec::new();
     let mut paths = Vec::new();
@@ -125,8 +131,38 @@ pub fn write_blocking(data: &ReportData, dir: &Path) -> Result<ReportFiles, Erro
         dir: dir.to_owned(),
         html: html_path,
         stats_json,
+        timeline_csv,
         plots: paths,
     })
+}
+
+/// `timeline.csv`: per second of the run, what the workload offered, what was sent, the
+/// outcomes, and the latency percentiles (ms) of the successful requests sent in that second
+/// (empty when none). Seconds after the schedule (the drain) have an offered rate of 0.
+pub fn timeline_csv_text(rates: &[u32], seconds: &[SecondBin]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "second,offered,sent,rejected,send_errors,succeeded,failed,latency_p50_ms,latency_p95_ms,latency_p99_ms\n",
+    );
+    for i in 0..rates.len().max(seconds.len()) {
+        let bin = seconds.get(i).cloned().unwrap_or_default();
+        let offered = rates.get(i).copied().unwrap_or(0);
+        let _ = write!(
+            out,
+            "{i},{offered},{},{},{},{},{}",
+            bin.sent, bin.rejected, bin.send_errors, bin.succeeded, bin.failed
+        );
+        for q in [0.5, 0.95, 0.99] {
+            match bin.latency.as_ref().filter(|h| !h.is_empty()) {
+                Some(h) => {
+                    let _ = write!(out, ",{:.3}", h.value_at_quantile(q) as f64 / 1000.0);
+                }
+                None => out.push(','),
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 const LATENCY_OVER_TIME: &str = "latency_over_time.png";
