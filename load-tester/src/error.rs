@@ -1,7 +1,7 @@
 //! Errors of the load tester, with a stable `code()` each and the one `IntoResponse` that turns
 //! them into `{"error":{"code","message"}}` bodies.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use harness_core::api_error::error_response;
@@ -84,6 +84,18 @@ impl Error {
             Error::ImagePool(_) | Error::Config(_) | Error::Report(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+        }
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        // Client errors (a segment that is not UTF-8) say why; the others are a route that
+        // does not match its handler, a bug.
+        if rejection.status().is_client_error() {
+            Error::InvalidRequest(rejection.body_text())
+        } else {
+            Error::Internal(rejection.body_text())
         }
     }
 }

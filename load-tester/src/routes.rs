@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Path, State};
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use harness_core::wire::{LatencyBatch, StoreLatencyResponse};
@@ -26,6 +26,12 @@ use crate::workload::Workload;
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(Error))]
 pub struct AppJson<T>(pub T);
+
+/// `axum::extract::Path` whose rejection (a segment that is not UTF-8 once percent-decoded)
+/// comes out in the project's error shape.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct AppPath<T>(pub T);
 
 /// `POST /runLoadTest` body; every field but `maxImages` falls back to the server's settings.
 #[derive(Debug, Default, Deserialize)]
@@ -160,7 +166,7 @@ pub async fn current_run(State(state): State<AppState>) -> Result<Json<Progress>
 /// `GET /runs/{id}`.
 pub async fn run_progress(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Json<Progress>, Error> {
     Ok(Json(find_run(&state, Some(&id))?.progress()))
 }
