@@ -120,7 +120,11 @@ async fn errors_have_the_project_shape() {
         (get("/runs/current"), StatusCode::NOT_FOUND, "no_run"),
         (get("/runs/nope"), StatusCode::NOT_FOUND, "run_not_found"),
         // Percent-decodes to bytes that are not UTF-8.
-        (get("/runs/%FF%FE"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            get("/runs/%FF%FE"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
         (get("/nowhere"), StatusCode::NOT_FOUND, "not_found"),
         (
             get("/storeLatency"),
