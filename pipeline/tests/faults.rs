@@ -5,7 +5,7 @@
 //! Real parts throughout: inference replicas with the real model (the replica pool), the
 //! dispatcher, the load tester's own run and receiver. Faults come from the pool
 //! ([`ReplicaPool::kill`]), from a [`FaultProxy`] on the network path between two services, or
-//! from the dispatcher's shutdown signal.
+//! from the dispatcher's shutdown signal. The last test takes the autoscaler's telemetry away.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use autoscaler::{ControllerSettings, PolicySpec, Tuning};
 use clap::Parser;
 use dispatcher::EndpointSource;
 use harness_core::wire::DispatcherStats;
 use load_tester::workload::Workload;
 use load_tester::{ImagePool, RunOptions, Stats};
+use pipeline::autoscale::{LocalAutoscaler, TelemetryFrom};
+use pipeline::config::DEMO_TUNING;
 use pipeline::{PoolSettings, ReplicaPool};
 use proxy::FaultProxy;
 use tokio::net::TcpListener;
@@ -31,7 +34,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-async fn replicas(count: u32) -> Arc<ReplicaPool> {
+/// A ready pool of `count` replicas that may be resized within `count..=max`.
+async fn replicas_up_to(count: u32, max: u32) -> Arc<ReplicaPool> {
     let root = root();
     let inference = inference::Config::try_parse_from([
         "inference".into(),
@@ -45,7 +49,7 @@ async fn replicas(count: u32) -> Arc<ReplicaPool> {
     .unwrap();
     let pool = ReplicaPool::start(PoolSettings {
         min_replicas: count,
-        max_replicas: count,
+        max_replicas: max,
         inference,
         deregistration_delay: Duration::ZERO,
     })
@@ -53,6 +57,10 @@ async fn replicas(count: u32) -> Arc<ReplicaPool> {
     .unwrap();
     pool.wait_ready(Duration::from_secs(60)).await.unwrap();
     Arc::new(pool)
+}
+
+async fn replicas(count: u32) -> Arc<ReplicaPool> {
+    replicas_up_to(count, count).await
 }
 
 /// A running dispatcher; `stop` is its SIGTERM.
@@ -313,4 +321,61 @@ async fn sigterm_with_a_full_queue_reports_every_queued_item() {
         stats.send_errors > 0,
         "requests after the stop fail to send and are counted: {stats:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscaler_without_telemetry_holds_then_recovers() {
+    // Three replicas of a pool that may go down to one: an idle system would shrink.
+    let pool = replicas_up_to(1, 3).await;
+    pool.set_replicas(3).await.unwrap();
+    pool.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let receiver = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let report_url = format!("http://{}/storeLatency", receiver.local_addr().unwrap());
+    let d = dispatcher(&report_url, EndpointSource::Watch(pool.endpoints()), &[]).await;
+    let metrics_proxy = FaultProxy::start(addr(&d.url)).await;
+
+    let mut tuning = Tuning::from_yaml(DEMO_TUNING, "demo-autoscaler.yaml").unwrap();
+    tuning.decision.min_replicas = 1;
+    tuning.decision.max_replicas = 3;
+    let settings = ControllerSettings {
+        policy: PolicySpec::Queue,
+        tuning,
+        interval: Duration::from_millis(500),
+        dry_run: false,
+    };
+    let source = TelemetryFrom::Scrape {
+        dispatcher_metrics_url: format!("{}/metrics", metrics_proxy.url()),
+    }
+    .source(&pool, &settings)
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let autoscaler = LocalAutoscaler::start(source, pool.clone(), settings, listener).unwrap();
+
+    // Good telemetry for 2 s (inside the start-up cool-down), then none for 15 s: longer
+    // than the cool-down, so only the breaker stands between an idle system and a scale-down.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    metrics_proxy.cut();
+    let mut breaker_seen = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(pool.replicas(), 3, "no scale-down without telemetry");
+        breaker_seen |= autoscaler.handle().status().is_some_and(|s| s.breaker_open);
+    }
+    assert!(breaker_seen, "the breaker opened");
+
+    // Back: the breaker closes and the idle pool shrinks.
+    metrics_proxy.restore();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while pool.replicas() == 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recovery: {:?}",
+            autoscaler.handle().status()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(!autoscaler.handle().status().unwrap().breaker_open);
+    autoscaler.stop(Duration::from_secs(5)).await;
+    d.stop.cancel();
+    d.task.await.unwrap().unwrap();
 }
