@@ -94,9 +94,13 @@ pub struct ServeConfig {
     /// Decide and report, never scale.
     #[arg(long, env = "DRY_RUN")]
     pub dry_run: bool,
-    /// Bearer token required by /status, /pause and /resume.
+    /// Bearer token required by /status, /pause and /resume. Without one, those endpoints are
+    /// served only on a loopback address, unless --allow-unauthenticated.
     #[arg(long, env = "AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+    /// Serve /status, /pause and /resume without a token on any address.
+    #[arg(long, env = "ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
     #[command(flatten)]
     pub tuning: TuningOverrides,
 }

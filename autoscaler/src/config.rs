@@ -3,12 +3,14 @@
 //! validated once into [`Tuning`].
 //!
 //! Unknown keys are errors (a typo must not silently fall back to a default), every invalid
-//! value is reported with the key that holds it, and YAML syntax errors carry their line and
-//! column. The top-level keys can be overridden by flags and environment variables
+//! value is reported with the key that holds it, and every error about the file's text (YAML
+//! syntax, types, values out of range, bytes that are not UTF-8) carries its line and column.
+//! The top-level keys can be overridden by flags and environment variables
 //! ([`TuningOverrides`]); precedence is flag/env, then file, then built-in default.
 
 mod file;
 mod hpa;
+mod locate;
 mod overrides;
 
 use std::path::Path;
@@ -35,9 +37,34 @@ pub enum ConfigError {
     /// YAML syntax, unknown keys and type errors; the message carries line and column.
     #[error("{path}: {message}")]
     Yaml { path: String, message: String },
-    /// A value out of its range: `key` is the dotted YAML path.
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
+    /// A value out of its range: `key` is the dotted YAML path; `at` is where the file sets
+    /// it (`None` for a default, a flag or an environment variable).
+    #[error("{key}: {message}{}", .at.as_ref().map_or(String::new(), |at| format!(" ({at})")))]
+    Invalid {
+        key: String,
+        message: String,
+        at: Option<Location>,
+    },
+}
+
+/// A place in a tuning file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.path, self.line, self.column
+        )
+    }
 }
 
 impl ConfigError {
@@ -45,6 +72,27 @@ impl ConfigError {
         ConfigError::Invalid {
             key: key.to_owned(),
             message: message.into(),
+            at: None,
+        }
+    }
+
+    /// Adds where `text` (the file `path`) sets the key of an invalid value, unless `replaced`
+    /// says a flag or environment variable set it instead.
+    fn located(self, text: &str, path: &str, replaced: impl Fn(&str) -> bool) -> Self {
+        match self {
+            ConfigError::Invalid {
+                key,
+                message,
+                at: None,
+            } if !replaced(&key) => {
+                let at = locate::locate(text, &key).map(|(line, column)| Location {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                });
+                ConfigError::Invalid { key, message, at }
+            }
+            other => other,
         }
     }
 }
@@ -79,24 +127,42 @@ impl Default for Tuning {
 impl Tuning {
     /// Reads and validates a tuning file, with `overrides` applied on top.
     pub fn load(path: Option<&Path>, overrides: &TuningOverrides) -> Result<Self, ConfigError> {
-        let mut file = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                TuningFile::parse(&text, &path.display().to_string())?
-            }
-            None => TuningFile::default(),
+        let Some(path) = path else {
+            let mut file = TuningFile::default();
+            overrides.apply(&mut file);
+            return file.validate();
         };
+        let origin = path.display().to_string();
+        let text = read_text(path, &origin)?;
+        let mut file = TuningFile::parse(&text, &origin)?;
         overrides.apply(&mut file);
         file.validate()
+            .map_err(|err| err.located(&text, &origin, |key| overrides.replaces(key)))
     }
 
     /// Parses and validates YAML text (`origin` names it in errors).
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        TuningFile::parse(text, origin)?.validate()
+        TuningFile::parse(text, origin)?
+            .validate()
+            .map_err(|err| err.located(text, origin, |_| false))
     }
+}
+
+/// The file as UTF-8 text; bytes that are not are an error at their line and column.
+fn read_text(path: &Path, origin: &str) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        path: origin.to_owned(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let (line, column) = locate::line_column(valid, valid.len());
+        ConfigError::Yaml {
+            path: origin.to_owned(),
+            message: format!("invalid UTF-8 at line {line} column {column}"),
+        }
+    })
 }
 
 // ------------------------------------------------------------------ range checks

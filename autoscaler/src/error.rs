@@ -9,6 +9,11 @@ use harness_core::api_error::{error_response, overloaded_response};
 pub enum Error {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error(
+        "control endpoints are disabled on a non-loopback address without a token: set \
+         AUTH_TOKEN, or ALLOW_UNAUTHENTICATED=true"
+    )]
+    ControlDisabled,
     #[error("no route for this path")]
     NotFound,
     #[error("method not allowed on this path")]
@@ -28,6 +33,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Unauthorized => "unauthorized",
+            Error::ControlDisabled => "control_disabled",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::NoStatusYet => "no_status_yet",
@@ -40,6 +46,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::ControlDisabled => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::NoStatusYet => StatusCode::SERVICE_UNAVAILABLE,

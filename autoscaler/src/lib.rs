@@ -48,7 +48,7 @@ pub use cli::{Cli, Command, ServeConfig, SimulateArgs, SourceKind};
 pub use config::{ConfigError, Tuning};
 pub use controller::{ControllerHandle, ControllerSettings, Status, run_controller};
 pub use policy::{Policy, PolicySpec};
-pub use server::{AppState, app};
+pub use server::{AppState, ControlAccess, app};
 pub use target::{DeploymentTarget, ScaleTarget, TargetError};
 pub use telemetry::{
     InferenceTargets, PrometheusSource, ScrapeSource, Telemetry, TelemetryError, TelemetrySource,
@@ -65,22 +65,24 @@ pub async fn run(
     let source = AnySource::from_config(&config, &settings.tuning)?;
     let client = DeploymentTarget::connect().await?;
     let target = DeploymentTarget::new(client, config.namespace.as_deref(), &config.deployment);
-    run_with(
-        listener,
-        settings,
+    let access = ControlAccess::for_bind(
+        listener.local_addr()?,
         config.auth_token,
-        source,
-        target,
-        shutdown,
-    )
-    .await
+        config.allow_unauthenticated,
+    );
+    if access == ControlAccess::Disabled {
+        tracing::warn!(
+            "no AUTH_TOKEN on a non-loopback address: /status, /pause and /resume are disabled"
+        );
+    }
+    run_with(listener, settings, access, source, target, shutdown).await
 }
 
 /// Like [`run`] with a source and target of the caller's (the demo's local pool).
 pub async fn run_with<S, T>(
     listener: TcpListener,
     settings: ControllerSettings,
-    auth_token: Option<String>,
+    access: impl Into<ControlAccess>,
     source: S,
     target: T,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -107,7 +109,8 @@ where
     ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "autoscaler listening");
-    axum::serve(listener, app(AppState { handle, auth_token }))
+    let access = access.into();
+    axum::serve(listener, app(AppState { handle, access }))
         .with_graceful_shutdown(stopped(stop_rx))
         .await?;
     controller.await.context("controller task")?;

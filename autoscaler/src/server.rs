@@ -1,7 +1,10 @@
-//! The HTTP side of `autoscaler serve`: `/metrics` and `/healthz` for anyone, and, behind the
-//! optional bearer token, `GET /status` (the last decision) and `POST /pause` / `POST /resume`
-//! (keep deciding and reporting, stop scaling: for incidents and maintenance).
+//! The HTTP side of `autoscaler serve`: `/metrics` and `/healthz` for anyone, and the control
+//! endpoints `GET /status` (the last decision) and `POST /pause` / `POST /resume` (keep
+//! deciding and reporting, stop scaling: for incidents and maintenance) for whom
+//! [`ControlAccess`] lets in. Without a token they are open only on a loopback bind (or with
+//! `--allow-unauthenticated`); elsewhere they answer 403 `control_disabled`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -27,8 +30,49 @@ const MAX_BODY_BYTES: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub handle: ControllerHandle,
-    /// When set, `/status`, `/pause` and `/resume` need `Authorization: Bearer <token>`.
-    pub auth_token: Option<String>,
+    /// Who may call `/status`, `/pause` and `/resume`.
+    pub access: ControlAccess,
+}
+
+/// Who may call the control endpoints.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ControlAccess {
+    /// Anyone who reaches the port.
+    Open,
+    /// Callers with `Authorization: Bearer <token>`.
+    Token(String),
+    /// Nobody: 403 `control_disabled`.
+    Disabled,
+}
+
+impl ControlAccess {
+    /// What `serve` grants: the token when one is set; otherwise open on a loopback bind or
+    /// when `allow_unauthenticated`, and disabled anywhere else, since `/pause` stops scaling.
+    pub fn for_bind(bind: SocketAddr, token: Option<String>, allow_unauthenticated: bool) -> Self {
+        match token {
+            Some(token) => ControlAccess::Token(token),
+            None if bind.ip().is_loopback() || allow_unauthenticated => ControlAccess::Open,
+            None => ControlAccess::Disabled,
+        }
+    }
+}
+
+/// A library caller's choice: a token, or open.
+impl From<Option<String>> for ControlAccess {
+    fn from(token: Option<String>) -> Self {
+        token.map_or(ControlAccess::Open, ControlAccess::Token)
+    }
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for ControlAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ControlAccess::Open => "Open",
+            ControlAccess::Token(_) => "Token(<redacted>)",
+            ControlAccess::Disabled => "Disabled",
+        })
+    }
 }
 
 /// The router.
@@ -80,13 +124,17 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = &state.auth_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
-            return Error::Unauthorized.into_response();
+    match &state.access {
+        ControlAccess::Open => {}
+        ControlAccess::Disabled => return Error::ControlDisabled.into_response(),
+        ControlAccess::Token(expected) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+                return Error::Unauthorized.into_response();
+            }
         }
     }
     next.run(request).await

@@ -87,7 +87,7 @@ impl LocalAutoscaler {
         ));
         let app = autoscaler::app(autoscaler::AppState {
             handle: handle.clone(),
-            auth_token: None,
+            access: autoscaler::ControlAccess::Open,
         });
         let server = tokio::spawn(
             axum::serve(listener, app)

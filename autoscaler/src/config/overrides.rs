@@ -35,6 +35,30 @@ pub struct TuningOverrides {
 }
 
 impl TuningOverrides {
+    /// True if `key` (a dotted YAML path) is one this sets: its value did not come from the
+    /// file.
+    pub(super) fn replaces(&self, key: &str) -> bool {
+        let top = key.split(['.', '[']).next().unwrap_or_default();
+        let set = [
+            ("serviceRatePerPod", self.service_rate_per_pod.is_some()),
+            ("targetUtilization", self.target_utilization.is_some()),
+            ("coldStartSeconds", self.cold_start_seconds.is_some()),
+            ("slaLatencySeconds", self.sla_latency_seconds.is_some()),
+            (
+                "slaViolationProbability",
+                self.sla_violation_probability.is_some(),
+            ),
+            ("minWarmReplicas", self.min_warm_replicas.is_some()),
+            ("maxReplicas", self.max_replicas.is_some()),
+            (
+                "scaleDownCooldownSeconds",
+                self.scale_down_cooldown_seconds.is_some(),
+            ),
+            ("safetyMargin", self.safety_margin.is_some()),
+        ];
+        set.iter().any(|&(name, is_set)| is_set && name == top)
+    }
+
     pub(super) fn apply(&self, file: &mut TuningFile) {
         fn set<T: Copy>(slot: &mut T, v: Option<T>) {
             if let Some(v) = v {

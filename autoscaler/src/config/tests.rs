@@ -176,3 +176,44 @@ fn overrides_beat_the_file_and_are_validated_too() {
     let missing = Tuning::load(Some(&dir.path().join("nope.yaml")), &overrides).unwrap_err();
     assert!(missing.to_string().contains("nope.yaml"), "{missing}");
 }
+
+#[test]
+fn invalid_values_in_a_file_say_where_the_file_sets_them() {
+    let yaml = "maxReplicas: 8\nforecastingModel:\n  alpha: 0\n";
+    let err = Tuning::from_yaml(yaml, "t.yaml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "forecastingModel.alpha: must be in (0, 1], got 0 (t.yaml at line 3 column 10)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    std::fs::write(&path, "targetUtilization: 0.5\nsafetyMargin: 0.5\n").unwrap();
+    let err = Tuning::load(Some(&path), &TuningOverrides::default()).unwrap_err();
+    let want = format!("({} at line 2 column 15)", path.display());
+    assert!(err.to_string().ends_with(&want), "{err}");
+    // A value a flag replaced is not the file's to point at.
+    std::fs::write(&path, "targetUtilization: 0.5\n").unwrap();
+    let flag = TuningOverrides {
+        target_utilization: Some(0.0),
+        ..TuningOverrides::default()
+    };
+    let err = Tuning::load(Some(&path), &flag).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "targetUtilization: must be in (0, 1], got 0"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_an_error_at_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    std::fs::write(&path, b"maxReplicas: 5\nsafetyMargin: 1\xff\n").unwrap();
+    let err = Tuning::load(Some(&path), &TuningOverrides::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ConfigError::Yaml { .. }), "{text}");
+    assert!(
+        text.contains("a.yaml") && text.ends_with("invalid UTF-8 at line 2 column 16"),
+        "{text}"
+    );
+}

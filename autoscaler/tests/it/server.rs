@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use autoscaler::controller::{Controller, ControllerHandle, ControllerSettings};
 use autoscaler::{
-    AppState, PolicySpec, ScaleTarget, TargetError, Telemetry, TelemetryError, TelemetrySource,
-    Tuning, app,
+    AppState, ControlAccess, PolicySpec, ScaleTarget, TargetError, Telemetry, TelemetryError,
+    TelemetrySource, Tuning, app,
 };
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -72,7 +72,7 @@ async fn health_and_metrics_are_open_and_name_the_contract_metrics() {
     let handle = ControllerHandle::new().unwrap();
     let state = AppState {
         handle: handle.clone(),
-        auth_token: Some("s3cret".into()),
+        access: ControlAccess::Token("s3cret".into()),
     };
     assert_eq!(
         call(&state, "GET", "/healthz", None).await,
@@ -108,7 +108,7 @@ async fn status_and_pause_need_the_token() {
     let handle = ControllerHandle::new().unwrap();
     let state = AppState {
         handle: handle.clone(),
-        auth_token: Some("s3cret".into()),
+        access: ControlAccess::Token("s3cret".into()),
     };
     let (status, body) = call(&state, "GET", "/status", None).await;
     assert_eq!(
@@ -152,7 +152,7 @@ async fn status_and_pause_need_the_token() {
 async fn unknown_routes_and_methods_answer_json() {
     let state = AppState {
         handle: ControllerHandle::new().unwrap(),
-        auth_token: None,
+        access: ControlAccess::Open,
     };
     let (status, body) = call(&state, "GET", "/nope", None).await;
     assert_eq!(
@@ -167,4 +167,45 @@ async fn unknown_routes_and_methods_answer_json() {
     // Without a configured token the control endpoints are open.
     let (status, _) = call(&state, "POST", "/pause", None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_a_token_control_is_open_on_loopback_only() {
+    let bind = |addr: &str| addr.parse::<std::net::SocketAddr>().unwrap();
+    assert_eq!(
+        ControlAccess::for_bind(bind("127.0.0.1:8090"), None, false),
+        ControlAccess::Open
+    );
+    assert_eq!(
+        ControlAccess::for_bind(bind("[::1]:8090"), None, false),
+        ControlAccess::Open
+    );
+    assert_eq!(
+        ControlAccess::for_bind(bind("0.0.0.0:8090"), None, true),
+        ControlAccess::Open
+    );
+    assert_eq!(
+        ControlAccess::for_bind(bind("0.0.0.0:8090"), Some("t".into()), false),
+        ControlAccess::Token("t".into())
+    );
+    let access = ControlAccess::for_bind(bind("0.0.0.0:8090"), None, false);
+    assert_eq!(access, ControlAccess::Disabled);
+    assert!(!format!("{:?}", ControlAccess::Token("s3cret".into())).contains("s3cret"));
+
+    let handle = ControllerHandle::new().unwrap();
+    let state = AppState {
+        handle: handle.clone(),
+        access,
+    };
+    for (method, path) in [("POST", "/pause"), ("POST", "/resume"), ("GET", "/status")] {
+        let (status, body) = call(&state, method, path, None).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::FORBIDDEN, "control_disabled".into()),
+            "{method} {path}"
+        );
+    }
+    assert!(!handle.is_paused());
+    let (status, _) = call(&state, "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK, "metrics stay open");
 }
