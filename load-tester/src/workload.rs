@@ -32,8 +32,16 @@ pub enum WorkloadError {
         column: usize,
         problem: Problem,
     },
-    #[error("{origin}: the schedule is empty: expected at least one second with a rate above 0")]
-    Empty { origin: Origin },
+    /// Found at the end of the input (`line`:`column` is where it ends).
+    #[error(
+        "{origin}:{line}:{column}: the schedule is empty: expected at least one second with a \
+         rate above 0"
+    )]
+    Empty {
+        origin: Origin,
+        line: usize,
+        column: usize,
+    },
     #[error("{origin}: cannot read the workload file: {source}")]
     Io {
         origin: Origin,
@@ -52,6 +60,10 @@ pub enum Problem {
     TooLarge(String),
     /// A character that looks like a separator but is not one of ours.
     Separator(char),
+    /// U+FEFF, invisible in most editors: a byte order mark some Windows tools write.
+    ByteOrderMark,
+    /// The file is not UTF-8 text.
+    InvalidUtf8,
 }
 
 impl fmt::Display for Problem {
@@ -77,6 +89,10 @@ impl fmt::Display for Problem {
                 f,
                 "unexpected separator {c:?}: separate numbers with commas, spaces, tabs or newlines"
             ),
+            Problem::ByteOrderMark => f.write_str(
+                "unexpected byte order mark (U+FEFF): save the file as UTF-8 without a BOM",
+            ),
+            Problem::InvalidUtf8 => f.write_str("invalid UTF-8: the file must be UTF-8 text"),
         }
     }
 }
@@ -99,15 +115,27 @@ impl Workload {
                 rates.push(rate);
             }
         }
-        Self::from_validated(rates, origin)
+        let (line, column) = end_of(text);
+        Self::from_validated(rates, origin, line, column)
     }
 
     /// Reads and parses a workload file.
     pub fn load(path: &Path) -> Result<Self, WorkloadError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| WorkloadError::Io {
+        let bytes = std::fs::read(path).map_err(|source| WorkloadError::Io {
             origin: origin.clone(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+            // The prefix is valid UTF-8 by definition.
+            let (line, column) = end_of(std::str::from_utf8(valid).unwrap_or_default());
+            WorkloadError::Syntax {
+                origin: origin.clone(),
+                line,
+                column,
+                problem: Problem::InvalidUtf8,
+            }
         })?;
         Self::parse(&text, origin)
     }
@@ -140,12 +168,23 @@ impl Workload {
             // Checked above: a whole number in 0..=MAX_RATE.
             rates.push(n as u32);
         }
-        Self::from_validated(rates, origin)
+        let end = numbers.len() + 1;
+        Self::from_validated(rates, origin, 1, end)
     }
 
-    fn from_validated(rates: Vec<u32>, origin: Origin) -> Result<Self, WorkloadError> {
+    /// `line`:`column` is where the input ends, for the error of an empty schedule.
+    fn from_validated(
+        rates: Vec<u32>,
+        origin: Origin,
+        line: usize,
+        column: usize,
+    ) -> Result<Self, WorkloadError> {
         if rates.iter().all(|&r| r == 0) {
-            return Err(WorkloadError::Empty { origin });
+            return Err(WorkloadError::Empty {
+                origin,
+                line,
+                column,
+            });
         }
         Ok(Self { rates })
     }
@@ -168,6 +207,13 @@ impl Workload {
     pub fn peak(&self) -> u32 {
         self.rates.iter().copied().max().unwrap_or(0)
     }
+}
+
+/// The 1-based line and character column just after the last character of `text`.
+fn end_of(text: &str) -> (usize, usize) {
+    let line = text.matches('\n').count() + 1;
+    let last_line = text.rsplit('\n').next().unwrap_or_default();
+    (line, last_line.chars().count() + 1)
 }
 
 fn is_separator(c: char) -> bool {
@@ -213,6 +259,9 @@ fn parse_token(token: &str) -> Result<u32, (usize, Problem)> {
     }
     if numeric(token) && token.bytes().filter(|&b| b == b'.').count() == 1 {
         return Err((0, Problem::Decimal(token.to_owned())));
+    }
+    if let Some(offset) = token.chars().position(|c| c == '\u{feff}') {
+        return Err((offset, Problem::ByteOrderMark));
     }
     // A digit run interrupted by punctuation such as `;` or `|` is most likely a list written
     // with the wrong separator: point at the separator itself.
@@ -283,9 +332,10 @@ mod tests {
             ("1;2;3", "w.txt:1:2: unexpected separator ';'"),
             ("10|20", "w.txt:1:3: unexpected separator '|'"),
             ("5 1e3", "w.txt:1:3: expected a whole number"),
-            ("", "w.txt: the schedule is empty"),
-            ("# only a comment\n", "w.txt: the schedule is empty"),
-            ("0, 0 0", "w.txt: the schedule is empty"),
+            ("", "w.txt:1:1: the schedule is empty"),
+            ("# only a comment\n", "w.txt:2:1: the schedule is empty"),
+            ("0, 0 0", "w.txt:1:7: the schedule is empty"),
+            ("\u{feff}1, 2", "w.txt:1:1: unexpected byte order mark"),
         ];
         for (text, want) in bad {
             let got = error(text);
@@ -301,6 +351,16 @@ mod tests {
         // "é" is two bytes; the column of "x" is still 5.
         assert!(error("# é\né 1 x").starts_with("w.txt:2:1:"));
         assert!(error("1 é x").starts_with("w.txt:1:3:"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_where_it_stops_being_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.txt");
+        std::fs::write(&path, b"1, 2\n\xc3\xa9 3, \xff4\n").unwrap();
+        let err = Workload::load(&path).unwrap_err().to_string();
+        let want = format!("{}:2:6: invalid UTF-8", path.display());
+        assert!(err.starts_with(&want), "{err}");
     }
 
     #[test]
