@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use harness_core::api_error::{error_response, overloaded_response};
+use harness_core::http::LayerError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -71,5 +72,15 @@ impl IntoResponse for Error {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<LayerError> for Error {
+    fn from(err: LayerError) -> Self {
+        match err {
+            LayerError::Timeout => Error::Timeout,
+            LayerError::Overloaded => Error::Overloaded,
+            LayerError::Other(detail) => Error::Internal(detail),
+        }
     }
 }

@@ -8,15 +8,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
+use harness_core::http::{LayerError, panic_guard, trace_layer};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::controller::ControllerHandle;
 use crate::error::Error;
@@ -95,27 +94,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(limits)
-        .layer(CatchPanicLayer::custom(|_| {
-            Error::Internal("handler panicked".into()).into_response()
-        }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str);
-            tracing::info_span!("http", method = %req.method(), route)
-        }))
+        .layer(panic_guard())
+        .layer(trace_layer())
         .with_state(state)
 }
 
 async fn middleware_error(err: BoxError) -> Error {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        Error::Timeout
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        Error::Overloaded
-    } else {
-        Error::Internal(err.to_string())
-    }
+    LayerError::classify(err).into()
 }
 
 async fn require_token(

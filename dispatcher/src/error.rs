@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use harness_core::api_error::{error_response, overloaded_response};
+use harness_core::http::LayerError;
 use harness_core::image_payload::PayloadError;
 use harness_core::wire::EnqueueShapeError;
 
@@ -132,6 +133,16 @@ impl IntoResponse for Error {
         match self.retry_after_secs() {
             Some(secs) => overloaded_response(self.code(), self.to_string(), secs),
             None => error_response(self.status(), self.code(), self.to_string()),
+        }
+    }
+}
+
+impl From<LayerError> for Error {
+    fn from(err: LayerError) -> Self {
+        match err {
+            LayerError::Timeout => Error::Timeout,
+            LayerError::Overloaded => Error::Overloaded,
+            LayerError::Other(detail) => Error::Internal(detail),
         }
     }
 }

@@ -8,16 +8,15 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use bytes::Bytes;
+use harness_core::http::{LayerError, panic_guard, trace_layer};
 use harness_core::wire::{EnqueueResponse, now_unix_millis};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::enqueue;
 use crate::error::Error;
@@ -48,27 +47,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(middleware)
-        .layer(CatchPanicLayer::custom(|_| {
-            Error::Internal("handler panicked".into()).into_response()
-        }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(MatchedPath::as_str);
-            tracing::info_span!("http", method = %req.method(), route)
-        }))
+        .layer(panic_guard())
+        .layer(trace_layer())
         .with_state(state)
 }
 
 async fn middleware_error(err: BoxError) -> Error {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        Error::Timeout
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        Error::Overloaded
-    } else {
-        Error::Internal(err.to_string())
-    }
+    LayerError::classify(err).into()
 }
 
 async fn enqueue(

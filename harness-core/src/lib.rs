@@ -8,6 +8,7 @@
 //! - [`wire`]: request and response bodies of the HTTP contract (`/infer`, `/enqueue`,
 //!   `/storeLatency`, `/stats`).
 //! - [`api_error`]: the `{"error":{"code","message"}}` body every 4xx and 5xx carries.
+//! - [`http`]: the outer layers every server shares (route spans, panic guard, limit errors).
 //! - [`image_payload`]: the base64 image payload rules (alphabets, `data:` prefix) used by the
 //!   dispatcher to validate cheaply and by inference to decode.
 //! - [`pacing`]: drift-free pacing against a fixed start time.
@@ -15,6 +16,7 @@
 //! - [`shutdown`]: the SIGTERM / Ctrl-C signal future.
 
 pub mod api_error;
+pub mod http;
 pub mod image_payload;
 pub mod pacing;
 pub mod shutdown;

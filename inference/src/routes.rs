@@ -6,22 +6,19 @@
 //! not be killed by its liveness probe. Every response that is not a success, axum's own 404 and
 //! 405 included, carries the project's error body.
 
-use std::any::Any;
 use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
+use harness_core::http::{LayerError, panic_guard, trace_layer};
 use harness_core::wire::InferResponse;
 use serde_json::json;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
-use tracing::Level;
 
 use crate::error::{Error, ErrorCode};
 use crate::request::InferBody;
@@ -43,17 +40,6 @@ pub fn app(state: AppState) -> Router {
             .load_shed()
             .concurrency_limit(state.concurrency_limit()),
     );
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!("http", method = %req.method(), route)
-        })
-        // 503s under overload are expected, not failures worth a log line each; 500s are
-        // logged where they are built.
-        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
     Router::new()
         .route("/infer", infer_route)
         .route("/metrics", get(metrics))
@@ -62,8 +48,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes()))
-        .layer(trace)
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(panic_guard())
+        .layer(trace_layer())
         .with_state(state)
 }
 
@@ -91,12 +77,10 @@ async fn record_outcome(State(state): State<AppState>, req: Request, next: Next)
 
 /// Maps the errors of the tower layers around `/infer` into the service's errors.
 fn tower_error(err: BoxError, timeout: Duration) -> Error {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        Error::Timeout(timeout)
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        Error::Overloaded
-    } else {
-        Error::Internal(format!("middleware: {err}"))
+    match LayerError::classify(err) {
+        LayerError::Timeout => Error::Timeout(timeout),
+        LayerError::Overloaded => Error::Overloaded,
+        LayerError::Other(detail) => Error::Internal(format!("middleware: {detail}")),
     }
 }
 
@@ -126,13 +110,4 @@ async fn not_found(uri: Uri) -> Error {
 
 async fn method_not_allowed(method: Method) -> Error {
     Error::MethodNotAllowed(method.to_string())
-}
-
-fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    Error::Internal(format!("handler panicked: {detail}")).into_response()
 }

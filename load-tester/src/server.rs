@@ -13,18 +13,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use harness_core::api_error::overloaded_response;
+use harness_core::http::{LayerError, panic_guard, trace_layer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
 use crate::error::Error;
@@ -102,24 +100,16 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", |p| p.as_str());
-                    tracing::debug_span!("http", method = %req.method(), route)
-                }))
                 // Overload: a fast 503 with Retry-After instead of an unbounded backlog.
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    overloaded_response("overloaded", "too many concurrent requests", 1)
+                .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
+                    Error::from(LayerError::classify(err))
                 }))
                 .load_shed()
                 .concurrency_limit(concurrency)
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                )),
+                .timeout(timeout),
         )
+        .layer(panic_guard())
+        .layer(trace_layer())
         .with_state(state)
 }
 

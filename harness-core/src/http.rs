@@ -1,0 +1,150 @@
+//! The outer layers every server of the harness shares: a tracing span per request named after
+//! its route, a panic guard, and the classification of the errors that tower's limit layers
+//! (timeout, load shedding) produce.
+//!
+//! Each service keeps its own limits (body size, concurrency, timeout, and which routes they
+//! cover) and maps a [`LayerError`] to its own error type, so every response keeps that
+//! service's codes.
+
+use std::any::Any;
+
+use axum::BoxError;
+use axum::extract::MatchedPath;
+use axum::http::StatusCode;
+use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{DefaultOnFailure, MakeSpan, TraceLayer};
+use tracing::{Level, Span};
+
+use crate::api_error::error_response;
+
+/// An error raised by a tower layer in front of the handlers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerError {
+    /// The request took longer than the server's timeout.
+    Timeout,
+    /// The concurrency limit was full and the request was shed.
+    Overloaded,
+    /// Anything else (a bug in the layer stack); the detail is for the log.
+    Other(String),
+}
+
+impl LayerError {
+    /// Sorts a boxed layer error.
+    pub fn classify(err: BoxError) -> Self {
+        if err.is::<tower::timeout::error::Elapsed>() {
+            LayerError::Timeout
+        } else if err.is::<tower::load_shed::error::Overloaded>() {
+            LayerError::Overloaded
+        } else {
+            LayerError::Other(err.to_string())
+        }
+    }
+}
+
+/// Names a request's span after its matched route (`/runs/{id}`, not `/runs/42`), so that
+/// logs group by endpoint and ids stay out of span names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteSpan;
+
+impl<B> MakeSpan<B> for RouteSpan {
+    fn make_span(&mut self, req: &axum::http::Request<B>) -> Span {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        tracing::info_span!("http", method = %req.method(), route)
+    }
+}
+
+/// The request tracing layer: a [`RouteSpan`] per request; 5xx answers are logged at DEBUG
+/// only, since a 503 under overload is expected and every 500 is logged where it is built.
+pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RouteSpan> {
+    TraceLayer::new_for_http()
+        .make_span_with(RouteSpan)
+        .on_failure(DefaultOnFailure::new().level(Level::DEBUG))
+}
+
+/// Turns a handler panic into a 500 with the error body (code `internal`) and an ERROR log
+/// line carrying the panic message; the server keeps serving.
+pub fn panic_guard() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
+    CatchPanicLayer::custom(panic_response as fn(Box<dyn Any + Send + 'static>) -> Response)
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(%detail, "handler panicked");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::routing::get;
+    use std::time::Duration;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    async fn boom() -> &'static str {
+        panic!("kaboom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_the_error_body_and_the_server_lives_on() {
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }))
+            .layer(panic_guard())
+            .layer(trace_layer());
+        let response = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal");
+        assert_eq!(
+            json["error"]["message"], "internal error",
+            "no panic detail leaks"
+        );
+        let response = app
+            .oneshot(Request::get("/ok").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn layer_errors_are_classified() {
+        let slow = ServiceBuilder::new()
+            .timeout(Duration::from_millis(1))
+            .service_fn(|_: ()| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, BoxError>(())
+            });
+        let err = slow.oneshot(()).await.unwrap_err();
+        assert_eq!(LayerError::classify(err), LayerError::Timeout);
+        let shed: BoxError = Box::new(tower::load_shed::error::Overloaded::new());
+        assert_eq!(LayerError::classify(shed), LayerError::Overloaded);
+        let other: BoxError = "broken".into();
+        assert_eq!(
+            LayerError::classify(other),
+            LayerError::Other("broken".into())
+        );
+    }
+}
