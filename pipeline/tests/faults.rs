@@ -11,9 +11,10 @@
 
 #[path = "support/proxy.rs"]
 mod proxy;
+#[path = "support/replicas.rs"]
+mod replicas;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,38 +24,18 @@ use dispatcher::EndpointSource;
 use harness_core::wire::DispatcherStats;
 use load_tester::workload::Workload;
 use load_tester::{ImagePool, RunOptions, Stats};
+use pipeline::ReplicaPool;
 use pipeline::autoscale::{LocalAutoscaler, TelemetryFrom};
 use pipeline::config::DEMO_TUNING;
-use pipeline::{PoolSettings, ReplicaPool};
 use proxy::FaultProxy;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// A ready pool of `count` replicas that may be resized within `count..=max`.
 async fn replicas_up_to(count: u32, max: u32) -> Arc<ReplicaPool> {
-    let root = root();
-    let inference = inference::Config::try_parse_from([
-        "inference".into(),
-        "--workers".into(),
-        "1".into(),
-        "--model".into(),
-        root.join("inference/model/efficientnet-lite0.onnx"),
-        "--labels".into(),
-        root.join("inference/model/imagenet-labels.txt"),
-    ] as [PathBuf; 7])
-    .unwrap();
-    let pool = ReplicaPool::start(PoolSettings {
-        min_replicas: count,
-        max_replicas: max,
-        inference,
-        deregistration_delay: Duration::ZERO,
-    })
-    .await
-    .unwrap();
+    let pool = ReplicaPool::start(replicas::pool_settings(count, max))
+        .await
+        .unwrap();
     pool.wait_ready(Duration::from_secs(60)).await.unwrap();
     Arc::new(pool)
 }
@@ -110,7 +91,9 @@ async fn dispatcher(report_url: &str, endpoints: EndpointSource, extra: &[&str])
 async fn load(receiver: TcpListener, dispatcher: &str, rps: u32, seconds: usize) -> Stats {
     let text = vec![rps.to_string(); seconds].join("\n");
     let workload = Workload::parse(&text, "faults").unwrap();
-    let (images, _) = ImagePool::load(root().join("images"), None).await.unwrap();
+    let (images, _) = ImagePool::load(replicas::root().join("images"), None)
+        .await
+        .unwrap();
     let reports = tempfile::tempdir().unwrap();
     let mut options = RunOptions::new(
         workload,

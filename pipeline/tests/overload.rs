@@ -203,14 +203,7 @@ async fn ten_times_capacity_is_refused_bounded_and_recovered_from() {
     assert!(peak_queue <= QUEUE_CAPACITY);
 
     // The report: the identity, the refusals, and latency before and after the burst.
-    let report = std::fs::read_dir(work.path().join("reports"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let stats: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report.join("stats.json")).unwrap()).unwrap();
+    let (report, stats) = procs::only_report(&work.path().join("reports"));
     let n = |key: &str| stats[key].as_u64().unwrap();
     println!(
         "sent {} = succeeded {} + failed {} + rejected {} + send errors {}; missing {}",

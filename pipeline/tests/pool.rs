@@ -4,36 +4,17 @@
 // Helpers state their expectations with unwrap too: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "support/replicas.rs"]
+mod replicas;
+
 use autoscaler::ScaleTarget;
-use clap::Parser;
 use pipeline::{Error, PoolSettings, ReplicaPool};
 use tokio::time::Instant;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn settings(min: u32, max: u32) -> PoolSettings {
-    let root = root();
-    let inference = inference::Config::try_parse_from([
-        "inference".into(),
-        "--workers".into(),
-        "1".into(),
-        "--model".into(),
-        root.join("inference/model/efficientnet-lite0.onnx"),
-        "--labels".into(),
-        root.join("inference/model/imagenet-labels.txt"),
-    ] as [PathBuf; 7])
-    .unwrap();
-    PoolSettings {
-        min_replicas: min,
-        max_replicas: max,
-        inference,
-        deregistration_delay: Duration::ZERO,
-    }
+    replicas::pool_settings(min, max)
 }
 
 /// Waits until nothing listens on `base` any more.
@@ -118,7 +99,7 @@ async fn scale_down_lets_in_flight_requests_finish() {
     let leaving = pool.endpoints().borrow()[1].clone();
 
     // One worker: one request runs, the others wait in the replica's queue.
-    let image = std::fs::read(root().join("images/grace_hopper.jpg")).unwrap();
+    let image = std::fs::read(replicas::root().join("images/grace_hopper.jpg")).unwrap();
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..REQUESTS {
         let request = client

@@ -123,3 +123,15 @@ pub async fn wait_healthy(url: &str, timeout: Duration) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The one report folder a run wrote under `reports_dir`, and its `stats.json`.
+pub fn only_report(reports_dir: &Path) -> (PathBuf, serde_json::Value) {
+    let mut dirs = std::fs::read_dir(reports_dir)
+        .unwrap_or_else(|e| panic!("no reports in {}: {e}", reports_dir.display()))
+        .map(|entry| entry.expect("readable entry").path());
+    let report = dirs.next().expect("a report folder");
+    assert!(dirs.next().is_none(), "more than one report folder");
+    let stats = std::fs::read(report.join("stats.json")).expect("stats.json");
+    let stats = serde_json::from_slice(&stats).expect("stats.json is JSON");
+    (report, stats)
+}
