@@ -24,6 +24,9 @@ pub enum Error {
     /// A replica stopped by itself (the model could not be loaded, say).
     #[error("replica {url} stopped: {reason}")]
     ReplicaFailed { url: String, reason: String },
+    /// The operating system refused a thread for a new replica.
+    #[error("cannot start a thread for a new replica: {0}")]
+    ReplicaThread(#[source] std::io::Error),
     /// No replica of the pool serves this URL.
     #[error("no replica serves {0}")]
     UnknownReplica(String),
@@ -46,6 +49,7 @@ impl Error {
             Error::Bind(_) => "bind_failed",
             Error::ShuttingDown => "shutting_down",
             Error::UnknownReplica(_) => "unknown_replica",
+            Error::ReplicaThread(_) => "replica_thread_failed",
             Error::ReplicaFailed { .. } => "replica_failed",
             Error::NotReady { .. } => "not_ready",
             Error::HttpClient(_) => "http_client",
@@ -93,6 +97,8 @@ mod tests {
             },
             Error::HttpClient("x".into()),
             Error::invalid("x", "y"),
+            Error::UnknownReplica("u".into()),
+            Error::ReplicaThread(std::io::Error::other("x")),
         ];
         for err in &errors {
             let code = err.code();

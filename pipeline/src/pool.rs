@@ -300,7 +300,7 @@ impl ReplicaPool {
                     let _ = finished.send(run_replica(listener, config, stop, kill, &url));
                 }
             })
-            .map_err(Error::Bind)?;
+            .map_err(Error::ReplicaThread)?;
         let task = self.tasks.spawn(async move {
             exited
                 .await
