@@ -170,7 +170,12 @@ async fn a_replica_killed_mid_run_is_retried_elsewhere_and_replaced() {
         async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             // Kill while the victim is working, so that a request is cut mid-way.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             while !busy(&stats_url, &victim).await {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{victim} never had a request in flight"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             pool.kill(&victim).await.unwrap()
