@@ -166,13 +166,10 @@ async fn ten_times_capacity_is_refused_bounded_and_recovered_from() {
             let now = process
                 .sample()
                 .unwrap_or_else(|| panic!("{} exited under overload", process.name));
-            peak.rss_mib = peak.rss_mib.max(now.rss_mib);
-            peak.fds = peak.fds.max(now.fds);
+            *peak = peak.max(now);
         }
         if let Some(now) = load_tester.sample() {
-            let p = load_tester_peak.get_or_insert(now);
-            p.rss_mib = p.rss_mib.max(now.rss_mib);
-            p.fds = p.fds.max(now.fds);
+            load_tester_peak = Some(load_tester_peak.map_or(now, |peak| peak.max(now)));
         }
         if let Ok(r) = client.get(format!("{dispatcher_url}/stats")).send().await
             && let Ok(stats) = r.json::<DispatcherStats>().await

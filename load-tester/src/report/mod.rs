@@ -144,8 +144,9 @@ pub fn timeline_csv_text(rates: &[u32], seconds: &[SecondBin]) -> String {
     let mut out = String::from(
         "second,offered,sent,rejected,send_errors,succeeded,failed,latency_p50_ms,latency_p95_ms,latency_p99_ms\n",
     );
+    let empty = SecondBin::default();
     for i in 0..rates.len().max(seconds.len()) {
-        let bin = seconds.get(i).cloned().unwrap_or_default();
+        let bin = seconds.get(i).unwrap_or(&empty);
         let offered = rates.get(i).copied().unwrap_or(0);
         let _ = write!(
             out,

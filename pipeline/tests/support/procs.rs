@@ -78,7 +78,6 @@ impl Process {
             .count();
         Some(Usage {
             rss_mib: kib("VmRSS:")? as f64 / 1024.0,
-            peak_rss_mib: kib("VmHWM:")? as f64 / 1024.0,
             fds,
         })
     }
@@ -101,9 +100,17 @@ impl Process {
 #[derive(Debug, Clone, Copy)]
 pub struct Usage {
     pub rss_mib: f64,
-    /// `VmHWM`: the most the process has ever been resident.
-    pub peak_rss_mib: f64,
     pub fds: usize,
+}
+
+impl Usage {
+    /// The larger of each figure: folds samples into peaks.
+    pub fn max(self, other: Usage) -> Usage {
+        Usage {
+            rss_mib: self.rss_mib.max(other.rss_mib),
+            fds: self.fds.max(other.fds),
+        }
+    }
 }
 
 /// Polls `url` until it answers 2xx, or panics after `timeout`.
