@@ -2,8 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use harness_core::api_error::{error_response, overloaded_response};
-use harness_core::http::LayerError;
+use harness_core::api_error::error_response;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +20,6 @@ pub enum Error {
     MethodNotAllowed,
     #[error("no decision has been made yet")]
     NoStatusYet,
-    #[error("too many concurrent requests")]
-    Overloaded,
-    #[error("request took too long")]
-    Timeout,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,8 +33,6 @@ impl Error {
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::NoStatusYet => "no_status_yet",
-            Error::Overloaded => "overloaded",
-            Error::Timeout => "request_timeout",
             Error::Internal(_) => "internal",
         }
     }
@@ -51,8 +44,6 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::NoStatusYet => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,10 +51,8 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        match &self {
-            Error::Overloaded => return overloaded_response(self.code(), self.to_string(), 1),
-            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
-            _ => {}
+        if let Error::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
         }
         let mut response = error_response(self.status(), self.code(), self.to_string());
         if matches!(self, Error::Unauthorized) {
@@ -72,15 +61,5 @@ impl IntoResponse for Error {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
-    }
-}
-
-impl From<LayerError> for Error {
-    fn from(err: LayerError) -> Self {
-        match err {
-            LayerError::Timeout => Error::Timeout,
-            LayerError::Overloaded => Error::Overloaded,
-            LayerError::Other(detail) => Error::Internal(detail),
-        }
     }
 }

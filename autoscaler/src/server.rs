@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{BoxError, Json, Router};
-use harness_core::http::{LayerError, panic_guard, trace_layer};
+use axum::{Json, Router};
+use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
 use tower::ServiceBuilder;
 
 use crate::controller::ControllerHandle;
@@ -82,7 +82,7 @@ pub fn app(state: AppState) -> Router {
         .route("/resume", post(resume))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(middleware_error))
+        .layer(HandleErrorLayer::new(handle_layer_error))
         .load_shed()
         .concurrency_limit(MAX_CONCURRENT_REQUESTS)
         .timeout(REQUEST_TIMEOUT);
@@ -97,10 +97,6 @@ pub fn app(state: AppState) -> Router {
         .layer(panic_guard())
         .layer(trace_layer())
         .with_state(state)
-}
-
-async fn middleware_error(err: BoxError) -> Error {
-    LayerError::classify(err).into()
 }
 
 async fn require_token(

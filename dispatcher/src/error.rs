@@ -6,7 +6,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use harness_core::api_error::{error_response, overloaded_response};
-use harness_core::http::LayerError;
 use harness_core::image_payload::PayloadError;
 use harness_core::wire::EnqueueShapeError;
 
@@ -42,10 +41,6 @@ pub enum Error {
     ShuttingDown,
     #[error("no inference endpoint is ready")]
     NoReadyEndpoint,
-    #[error("too many concurrent requests")]
-    Overloaded,
-    #[error("request took too long")]
-    Timeout,
     #[error("no route for this path")]
     NotFound,
     #[error("method not allowed on this path")]
@@ -70,8 +65,6 @@ impl Error {
             Error::QueueBytesFull { .. } => "queue_bytes_full",
             Error::ShuttingDown => "shutting_down",
             Error::NoReadyEndpoint => "no_ready_endpoint",
-            Error::Overloaded => "overloaded",
-            Error::Timeout => "request_timeout",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Internal(_) => "internal",
@@ -91,9 +84,7 @@ impl Error {
             Error::QueueFull { .. }
             | Error::QueueBytesFull { .. }
             | Error::ShuttingDown
-            | Error::NoReadyEndpoint
-            | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
+            | Error::NoReadyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,7 +101,7 @@ impl Error {
             } => Some(*retry_after_secs),
             // A replacement replica (or this one after its restart) is the place to retry.
             Error::ShuttingDown => Some(5),
-            Error::Overloaded | Error::NoReadyEndpoint => Some(1),
+            Error::NoReadyEndpoint => Some(1),
             _ => None,
         }
     }
@@ -133,16 +124,6 @@ impl IntoResponse for Error {
         match self.retry_after_secs() {
             Some(secs) => overloaded_response(self.code(), self.to_string(), secs),
             None => error_response(self.status(), self.code(), self.to_string()),
-        }
-    }
-}
-
-impl From<LayerError> for Error {
-    fn from(err: LayerError) -> Self {
-        match err {
-            LayerError::Timeout => Error::Timeout,
-            LayerError::Overloaded => Error::Overloaded,
-            LayerError::Other(detail) => Error::Internal(detail),
         }
     }
 }

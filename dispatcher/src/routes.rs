@@ -12,9 +12,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{BoxError, Json, Router};
+use axum::{Json, Router};
 use bytes::Bytes;
-use harness_core::http::{LayerError, panic_guard, trace_layer};
+use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
 use harness_core::wire::{EnqueueResponse, now_unix_millis};
 use tower::ServiceBuilder;
 
@@ -33,7 +33,7 @@ const SERVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn app(state: AppState) -> Router {
     let settings = state.settings();
     let middleware = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(middleware_error))
+        .layer(HandleErrorLayer::new(handle_layer_error))
         .load_shed()
         .concurrency_limit(settings.max_concurrent_requests)
         .timeout(SERVER_REQUEST_TIMEOUT);
@@ -50,10 +50,6 @@ pub fn app(state: AppState) -> Router {
         .layer(panic_guard())
         .layer(trace_layer())
         .with_state(state)
-}
-
-async fn middleware_error(err: BoxError) -> Error {
-    LayerError::classify(err).into()
 }
 
 async fn enqueue(

@@ -3,21 +3,22 @@
 //! (timeout, load shedding) produce.
 //!
 //! Each service keeps its own limits (body size, concurrency, timeout, and which routes they
-//! cover) and maps a [`LayerError`] to its own error type, so every response keeps that
-//! service's codes.
+//! cover). A [`LayerError`] answers with the codes the services share (408 `request_timeout`,
+//! 503 `overloaded` with `Retry-After`, 500 `internal`); a service with other codes for these
+//! cases (inference: 503 `timeout`, which the dispatcher retries) maps it to its own error.
 
 use std::any::Any;
 
 use axum::BoxError;
 use axum::extract::MatchedPath;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnFailure, MakeSpan, TraceLayer};
 use tracing::{Level, Span};
 
-use crate::api_error::error_response;
+use crate::api_error::{error_response, overloaded_response};
 
 /// An error raised by a tower layer in front of the handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,34 @@ impl LayerError {
             LayerError::Overloaded
         } else {
             LayerError::Other(err.to_string())
+        }
+    }
+}
+
+/// The `HandleErrorLayer` handler in front of a service's limit layers.
+pub async fn handle_layer_error(err: BoxError) -> LayerError {
+    LayerError::classify(err)
+}
+
+impl IntoResponse for LayerError {
+    fn into_response(self) -> Response {
+        match self {
+            LayerError::Timeout => error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request took longer than the server's timeout",
+            ),
+            LayerError::Overloaded => {
+                overloaded_response("overloaded", "too many concurrent requests", 1)
+            }
+            LayerError::Other(detail) => {
+                tracing::error!(%detail, "middleware error");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
         }
     }
 }
@@ -146,5 +175,39 @@ mod tests {
             LayerError::classify(other),
             LayerError::Other("broken".into())
         );
+    }
+
+    #[tokio::test]
+    async fn layer_errors_answer_with_the_shared_codes() {
+        for (err, status, code) in [
+            (
+                LayerError::Timeout,
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+            ),
+            (
+                LayerError::Overloaded,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+            ),
+            (
+                LayerError::Other("x".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+        ] {
+            let response = err.into_response();
+            assert_eq!(response.status(), status);
+            let retry_after = response
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .cloned();
+            assert_eq!(retry_after.is_some(), code == "overloaded", "{code}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"]["code"], code);
+        }
     }
 }

@@ -4,8 +4,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use harness_core::api_error::{error_response, overloaded_response};
-use harness_core::http::LayerError;
+use harness_core::api_error::error_response;
 
 use crate::pool::PoolError;
 use crate::workload::WorkloadError;
@@ -39,10 +38,6 @@ pub enum Error {
     Config(String),
     #[error("cannot write the report: {0}")]
     Report(String),
-    #[error("too many concurrent requests")]
-    Overloaded,
-    #[error("the request took longer than the server's timeout")]
-    Timeout,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -70,8 +65,6 @@ impl Error {
             Error::DispatcherUnreachable { .. } => "dispatcher_unreachable",
             Error::Config(_) => "invalid_config",
             Error::Report(_) => "report_failed",
-            Error::Overloaded => "overloaded",
-            Error::Timeout => "request_timeout",
             Error::Internal(_) => "internal",
         }
     }
@@ -88,8 +81,6 @@ impl Error {
             // it, so it gets the reason.
             Error::DispatcherUnreachable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             // The images folder is the server's own configuration: logged, not shown.
-            Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
             Error::ImagePool(_) | Error::Config(_) | Error::Report(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -112,9 +103,6 @@ impl From<PathRejection> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        if matches!(self, Error::Overloaded) {
-            return overloaded_response(self.code(), self.to_string(), 1);
-        }
         if status.is_server_error() {
             tracing::error!(error = %self, code = self.code(), "request failed");
         }
@@ -125,15 +113,5 @@ impl IntoResponse for Error {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
-    }
-}
-
-impl From<LayerError> for Error {
-    fn from(err: LayerError) -> Self {
-        match err {
-            LayerError::Timeout => Error::Timeout,
-            LayerError::Overloaded => Error::Overloaded,
-            LayerError::Other(detail) => Error::Internal(detail),
-        }
     }
 }

@@ -18,7 +18,7 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use harness_core::http::{LayerError, panic_guard, trace_layer};
+use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -101,9 +101,7 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 // Overload: a fast 503 with Retry-After instead of an unbounded backlog.
-                .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
-                    Error::from(LayerError::classify(err))
-                }))
+                .layer(HandleErrorLayer::new(handle_layer_error))
                 .load_shed()
                 .concurrency_limit(concurrency)
                 .timeout(timeout),
