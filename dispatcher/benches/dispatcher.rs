@@ -3,8 +3,10 @@
 //! 1. Enqueue throughput with ~100 KB base64 bodies: the dispatcher's `/enqueue` and a bare axum
 //!    handler that takes the same body, in alternating rounds of the same run, same client, same
 //!    runtime; two more bare handlers show where the difference goes (one parses the JSON, one
-//!    keeps every body as a queue must). The ratio dispatcher / bare is what to read: the
-//!    machine is shared and absolute figures move.
+//!    keeps every body as a queue must). Each target is compared with the bare handler of the
+//!    same round, and the median of those ratios is what to read: the machine is shared and
+//!    absolute figures move by a factor of two between runs. A calibration line prints what
+//!    keeping a body costs by itself: copying it into fresh pages against reused memory.
 //! 2. Drain pacing at 2/s and 500/s: items are queued first, then an upstream that answers at
 //!    once is published; the times requests arrive there are compared with the ideal schedule
 //!    `t0 + k / rate`. The upstream is a stub on purpose: this measures the drain, not a model
@@ -27,7 +29,7 @@ use tokio::sync::{oneshot, watch};
 
 /// Requests per round: 2 000 × 100 KB stay within the default 256 MB queue bound.
 const REQUESTS_PER_ROUND: usize = 2_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 const CLIENTS: usize = 16;
 const BODY_SOURCE_BYTES: usize = 75_000;
 
@@ -91,31 +93,80 @@ async fn enqueue_throughput() -> anyhow::Result<()> {
         body.len()
     );
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); TARGETS.len()];
+    // rates[round][target]
+    let mut rates: Vec<[f64; TARGETS.len()]> = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
         // Alternate the order so that drift in machine load hits every target alike.
         let mut order: Vec<usize> = (0..TARGETS.len()).collect();
         if round % 2 == 1 {
             order.reverse();
         }
+        let mut row = [0.0; TARGETS.len()];
         for i in order {
-            results[i].push(measure(TARGETS[i], &client, &body).await?);
+            row[i] = measure(TARGETS[i], &client, &body).await?;
         }
+        rates.push(row);
     }
-    let medians: Vec<f64> = results.iter_mut().map(|v| median(v)).collect();
-    let bare = medians[1];
-    for (target, rate) in TARGETS.iter().zip(&medians) {
+    let bare = index_of(Target::Bare);
+    for (i, target) in TARGETS.iter().enumerate() {
+        let mut ratios: Vec<f64> = rates.iter().map(|row| row[i] / row[bare]).collect();
+        let mut absolute: Vec<f64> = rates.iter().map(|row| row[i]).collect();
+        let (low, high) = (
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
+        );
         println!(
-            "  {:<12} {rate:>9.0} req/s  ({:.2} x bare; median of {ROUNDS})",
+            "  {:<12} {:>9.0} req/s  {:.2} x bare (rounds {low:.2} to {high:.2})",
             format!("{target:?}"),
-            rate / bare
+            median(&mut absolute),
+            median(&mut ratios),
         );
     }
+    let ratio_to = |reference: Target| {
+        let (ours, theirs) = (index_of(Target::Dispatcher), index_of(reference));
+        let mut ratios: Vec<f64> = rates.iter().map(|row| row[ours] / row[theirs]).collect();
+        median(&mut ratios)
+    };
     println!(
-        "  ratio dispatcher / bare = {:.2} (goal >= 0.8)",
-        medians[0] / bare
+        "  ratio dispatcher / bare = {:.2} (goal >= 0.8); dispatcher / bare that keeps the body = {:.2}",
+        ratio_to(Target::Bare),
+        ratio_to(Target::BareKeep),
+    );
+    let (fresh, reused) = keeping_cost(&body);
+    println!(
+        "  keeping a body: copy into fresh pages {:.1} us, into reused memory {:.1} us (median of {ROUNDS})",
+        fresh * 1e6,
+        reused * 1e6
     );
     Ok(())
+}
+
+fn index_of(target: Target) -> usize {
+    TARGETS
+        .iter()
+        .position(|&t| t == target)
+        .expect("every target is in TARGETS")
+}
+
+/// Seconds per body to copy it into memory the process has not touched yet (what every queued
+/// item costs: page faults and zeroing in the kernel) and into one reused buffer (what a
+/// handler that drops the body pays).
+fn keeping_cost(body: &Bytes) -> (f64, f64) {
+    let (mut fresh, mut reused) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let kept: Vec<Vec<u8>> = (0..REQUESTS_PER_ROUND).map(|_| body.to_vec()).collect();
+        fresh.push(started.elapsed().as_secs_f64() / REQUESTS_PER_ROUND as f64);
+        drop(std::hint::black_box(kept));
+        let mut buffer = body.to_vec();
+        let started = Instant::now();
+        for _ in 0..REQUESTS_PER_ROUND {
+            buffer.copy_from_slice(std::hint::black_box(body));
+            std::hint::black_box(&buffer);
+        }
+        reused.push(started.elapsed().as_secs_f64() / REQUESTS_PER_ROUND as f64);
+    }
+    (median(&mut fresh), median(&mut reused))
 }
 
 async fn measure(target: Target, client: &reqwest::Client, body: &Bytes) -> anyhow::Result<f64> {

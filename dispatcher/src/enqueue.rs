@@ -7,7 +7,7 @@
 //!
 //! Two parsers share the work. [`fast`] takes the shape every client sends (an object with
 //! `image` and maybe `id`, no escapes in them) in one SIMD search for the closing quote plus one
-//! vectorised base64 check; it never refuses anything, it only declines. Whatever it declines
+//! SIMD base64 check; it never refuses anything, it only declines. Whatever it declines
 //! goes to the general serde parser, which also names every error. Tests (and a fuzz target)
 //! check that whenever the fast parser accepts a body, the general one accepts it identically.
 

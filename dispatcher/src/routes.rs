@@ -1,7 +1,7 @@
 //! The HTTP API: `POST /enqueue`, `GET /stats`, `/metrics`, `/healthz`, `/readyz`.
 //!
 //! `/enqueue` stays cheap so the dispatcher can take images about as fast as a bare handler:
-//! one JSON parse that borrows the image from the body, one vectorised pass over the base64 to
+//! one JSON parse that borrows the image from the body, one SIMD pass over the base64 to
 //! validate it (never decoded here), one push under a short lock. Every refusal is an [`Error`] with a stable code, counted by reason.
 
 use std::time::Duration;

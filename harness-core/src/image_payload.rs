@@ -96,48 +96,30 @@ pub fn check_plain(data: &[u8]) -> Option<(usize, Alphabet)> {
     quick_check(data)
 }
 
-/// The common case of [`validate`] at memory speed: a branch-free pass over everything before
-/// the trailing `=` that the compiler vectorises, then the length rules. `None` on any doubt (a
-/// byte outside the alphabets, mixed alphabets, odd padding or length); [`scan`] then finds the
-/// exact error. Whenever this returns `Some`, [`scan`] returns the same value.
+/// The common case of [`validate`] at memory speed: everything before the trailing `=` goes
+/// through a SIMD alphabet check (standard first, then URL-safe), then the length rules apply.
+/// `None` on any doubt: a byte outside the alphabet, mixed alphabets, odd padding or length, or
+/// non-zero trailing bits (the SIMD check only passes canonical encodings, which every encoder
+/// produces; [`scan`] accepts the others, as [`decode`] does). Whenever this returns `Some`,
+/// [`scan`] returns the same value.
 fn quick_check(data: &[u8]) -> Option<(usize, Alphabet)> {
     let padding = data.iter().rev().take_while(|&&b| b == b'=').count();
-    let symbols = data.len() - padding;
-    let (mut other, mut standard, mut url_safe) = (false, false, false);
-    // Chunks keep the per-byte loop free of early exits (so it vectorises) while a bad chunk
-    // still ends the pass early.
-    for chunk in data[..symbols].chunks(4096) {
-        let (mut o, mut s, mut u) = (0u8, 0u8, 0u8);
-        for &b in chunk {
-            let alnum = (b.wrapping_sub(b'A') < 26)
-                | (b.wrapping_sub(b'a') < 26)
-                | (b.wrapping_sub(b'0') < 10);
-            let std_only = (b == b'+') | (b == b'/');
-            let url_only = (b == b'-') | (b == b'_');
-            o |= u8::from(!(alnum | std_only | url_only));
-            s |= u8::from(std_only);
-            u |= u8::from(url_only);
-        }
-        other |= o != 0;
-        standard |= s != 0;
-        url_safe |= u != 0;
-        if other || (standard && url_safe) {
-            return None;
-        }
-    }
-    if padding > 2 || (padding > 0 && !(symbols + padding).is_multiple_of(4)) {
+    if padding > 2 || (padding > 0 && !data.len().is_multiple_of(4)) {
         return None;
     }
-    let decoded = match symbols % 4 {
-        0 => symbols / 4 * 3,
-        2 => symbols / 4 * 3 + 1,
-        3 => symbols / 4 * 3 + 2,
-        _ => return None,
-    };
-    let alphabet = if url_safe {
+    let symbols = &data[..data.len() - padding];
+    let alphabet = if base64_simd::STANDARD_NO_PAD.check(symbols).is_ok() {
+        Alphabet::Standard
+    } else if base64_simd::URL_SAFE_NO_PAD.check(symbols).is_ok() {
         Alphabet::UrlSafe
     } else {
-        Alphabet::Standard
+        return None;
+    };
+    let decoded = match symbols.len() % 4 {
+        0 => symbols.len() / 4 * 3,
+        2 => symbols.len() / 4 * 3 + 1,
+        3 => symbols.len() / 4 * 3 + 2,
+        _ => return None,
     };
     (decoded > 0).then_some((decoded, alphabet))
 }
@@ -300,6 +282,19 @@ mod tests {
             prop_assert_eq!(decode(&text).unwrap(), bytes);
         }
 
+        /// What encoders produce never falls back to the byte-at-a-time scan.
+        #[test]
+        fn canonical_encodings_take_the_quick_path(bytes in proptest::collection::vec(any::<u8>(), 1..300), url in any::<bool>(), pad in any::<bool>()) {
+            let text = match (url, pad) {
+                (false, true) => general_purpose::STANDARD.encode(&bytes),
+                (false, false) => general_purpose::STANDARD_NO_PAD.encode(&bytes),
+                (true, true) => general_purpose::URL_SAFE.encode(&bytes),
+                (true, false) => general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
+            };
+            let alphabet = if url && text.contains(['-', '_']) { Alphabet::UrlSafe } else { Alphabet::Standard };
+            prop_assert_eq!(quick_check(text.as_bytes()), Some((bytes.len(), alphabet)));
+        }
+
         #[test]
         fn quick_check_agrees_with_scan(s in "(data:image/png;base64,)?[A-Za-z0-9+/_=*-]{0,24}") {
             let data = strip_data_url(&s).map(str::as_bytes);
@@ -308,6 +303,29 @@ mod tests {
                     prop_assert_eq!(Ok(quick), scan(data));
                 }
                 prop_assert_eq!(validate(&s), scan(data));
+            }
+        }
+
+        /// Long canonical payloads with one byte changed anywhere, so that the SIMD check sees
+        /// the bad byte in every lane and block position: it never accepts what the byte-wise
+        /// scan refuses, nor reports another length or alphabet.
+        #[test]
+        fn quick_check_agrees_with_scan_on_long_payloads(
+            bytes in proptest::collection::vec(any::<u8>(), 1..400),
+            url in any::<bool>(),
+            at in any::<proptest::sample::Index>(),
+            replacement in proptest::sample::select(b"*=+/-_A \n\"\x80".to_vec()),
+        ) {
+            let text = if url {
+                general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
+            } else {
+                general_purpose::STANDARD.encode(&bytes)
+            };
+            let mut data = text.into_bytes();
+            let at = at.index(data.len());
+            data[at] = replacement;
+            if let Some(quick) = quick_check(&data) {
+                prop_assert_eq!(Ok(quick), scan(&data));
             }
         }
 
