@@ -269,15 +269,20 @@ mod tests {
         }
     }
 
+    /// `bytes` in either alphabet, padded or not, as a standard encoder writes them.
+    fn encoded(bytes: &[u8], url: bool, pad: bool) -> String {
+        match (url, pad) {
+            (false, true) => general_purpose::STANDARD.encode(bytes),
+            (false, false) => general_purpose::STANDARD_NO_PAD.encode(bytes),
+            (true, true) => general_purpose::URL_SAFE.encode(bytes),
+            (true, false) => general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        }
+    }
+
     proptest! {
         #[test]
         fn validate_agrees_with_decode(bytes in proptest::collection::vec(any::<u8>(), 1..200), url in any::<bool>(), pad in any::<bool>()) {
-            let text = match (url, pad) {
-                (false, true) => general_purpose::STANDARD.encode(&bytes),
-                (false, false) => general_purpose::STANDARD_NO_PAD.encode(&bytes),
-                (true, true) => general_purpose::URL_SAFE.encode(&bytes),
-                (true, false) => general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
-            };
+            let text = encoded(&bytes, url, pad);
             prop_assert_eq!(validate(&text).unwrap().0, bytes.len());
             prop_assert_eq!(decode(&text).unwrap(), bytes);
         }
@@ -285,12 +290,7 @@ mod tests {
         /// What encoders produce never falls back to the byte-at-a-time scan.
         #[test]
         fn canonical_encodings_take_the_quick_path(bytes in proptest::collection::vec(any::<u8>(), 1..300), url in any::<bool>(), pad in any::<bool>()) {
-            let text = match (url, pad) {
-                (false, true) => general_purpose::STANDARD.encode(&bytes),
-                (false, false) => general_purpose::STANDARD_NO_PAD.encode(&bytes),
-                (true, true) => general_purpose::URL_SAFE.encode(&bytes),
-                (true, false) => general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
-            };
+            let text = encoded(&bytes, url, pad);
             let alphabet = if url && text.contains(['-', '_']) { Alphabet::UrlSafe } else { Alphabet::Standard };
             prop_assert_eq!(quick_check(text.as_bytes()), Some((bytes.len(), alphabet)));
         }
