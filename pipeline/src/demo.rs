@@ -105,7 +105,7 @@ pub async fn run_observed(
     for skip in &skipped {
         tracing::warn!(path = %skip.path.display(), reason = %skip.reason, "image skipped");
     }
-    let pool = Arc::new(ReplicaPool::start(settings.pool.clone()).await?);
+    let pool = ReplicaPool::start(settings.pool.clone()).await?;
     tokio::select! {
         ready = pool.wait_ready(READY_TIMEOUT) => ready.context("starting the replicas")?,
         () = interrupted.cancelled() => anyhow::bail!("interrupted before the load started"),

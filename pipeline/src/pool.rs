@@ -15,23 +15,29 @@
 //!   plays the role of a pod's pre-stop hook, covering a dispatch already on its way.
 //!
 //! - **kill** ([`ReplicaPool::kill`], for fault tests and drills): the replica dies at once, as
-//!   a pod does under `kubectl delete pod --grace-period=0` or an OOM kill: its open connections
-//!   are cut mid-request. The pool then does what a ReplicaSet does and starts a replacement.
+//!   a pod does under `kubectl delete pod --grace-period=0`: its open connections are cut
+//!   mid-request. The pool then does what a ReplicaSet does and starts a replacement.
+//! - **crash**: a replica that ends without being asked to (its server failed, its thread
+//!   panicked, or [`ReplicaPool::crash`] ended it unannounced, as an OOM kill would) is noticed
+//!   by the pool's supervisor, taken out of the published set and replaced after a back-off of
+//!   1 s, doubling with each further crash up to 30 s, and back to 1 s after a minute without
+//!   one (the kubelet's CrashLoopBackOff, shortened for a local run).
 //!
 //! Each replica runs on a Tokio runtime of its own, on its own thread: a kill drops that
 //! runtime, which closes every socket the replica had open, as the end of a process would.
 //!
 //! The pool implements the autoscaler's [`ScaleTarget`]. Dropping it stops every replica.
 
-use std::sync::Mutex as SyncMutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex, Weak};
 use std::time::Duration;
 
 use autoscaler::{ScaleTarget, TargetError};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, oneshot, watch};
+use tokio::sync::{Mutex, Notify, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,6 +45,12 @@ use crate::error::Error;
 
 /// How often [`ReplicaPool::wait_ready`] polls `/readyz`.
 const READY_POLL: Duration = Duration::from_millis(50);
+/// The first restart delay after a crash; it doubles with every further crash.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest restart delay.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A crash after this long without one starts the back-off over.
+const BACKOFF_RESET: Duration = Duration::from_secs(60);
 
 /// How the pool runs its replicas.
 #[derive(Debug, Clone)]
@@ -72,6 +84,9 @@ struct Replica {
     kill: CancellationToken,
     /// Ends when the replica's thread has finished.
     task: JoinHandle<anyhow::Result<()>>,
+    /// Set when the thread has ended without being asked to stop, just before the supervisor
+    /// is woken (the task itself finishes a moment later).
+    crashed: Arc<AtomicBool>,
 }
 
 /// Inference replicas in this process; see the module documentation.
@@ -86,15 +101,22 @@ pub struct ReplicaPool {
     events: SyncMutex<Vec<ScaleEvent>>,
     /// Parent of every replica's stop token: cancelled by shutdown and on drop.
     stop_all: CancellationToken,
-    /// Replica tasks and their delayed stops.
+    /// Replica tasks, their delayed stops and the supervisor.
     tasks: TaskTracker,
     client: reqwest::Client,
+    /// The count the pool is set to: the supervisor restores it after a crash.
+    desired: AtomicU32,
+    /// Woken when a replica's thread ends without having been asked to stop.
+    exited: Arc<Notify>,
+    /// Crashes so far, and the last one's replica and reason.
+    crashes: AtomicU64,
+    last_crash: SyncMutex<Option<(String, String)>>,
 }
 
 impl ReplicaPool {
-    /// Starts `min_replicas` replicas. They load the model in the background; see
-    /// [`ReplicaPool::wait_ready`].
-    pub async fn start(settings: PoolSettings) -> Result<Self, Error> {
+    /// Starts `min_replicas` replicas and the supervisor that replaces crashed ones. The
+    /// replicas load the model in the background; see [`ReplicaPool::wait_ready`].
+    pub async fn start(settings: PoolSettings) -> Result<Arc<Self>, Error> {
         if settings.min_replicas == 0 {
             return Err(Error::invalid("min-replicas", "must be at least 1"));
         }
@@ -117,14 +139,24 @@ impl ReplicaPool {
             stop_all: CancellationToken::new(),
             tasks: TaskTracker::new(),
             client,
+            desired: AtomicU32::new(settings.min_replicas),
+            exited: Arc::new(Notify::new()),
+            crashes: AtomicU64::new(0),
+            last_crash: SyncMutex::new(None),
             settings,
         };
+        let pool = Arc::new(pool);
         let mut replicas = pool.replicas.lock().await;
         for _ in 0..pool.settings.min_replicas {
             replicas.push(pool.spawn_replica().await?);
         }
         pool.publish(&replicas);
         drop(replicas);
+        pool.tasks.spawn(supervise(
+            Arc::downgrade(&pool),
+            pool.exited.clone(),
+            pool.stop_all.clone(),
+        ));
         Ok(pool)
     }
 
@@ -166,6 +198,7 @@ impl ReplicaPool {
         if self.stop_all.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
+        self.desired.store(count, Ordering::Relaxed);
         let from = replicas.len();
         let target = count as usize;
         let mut result = Ok(());
@@ -220,41 +253,56 @@ impl ReplicaPool {
     }
 
     /// Waits until every current replica answers `/readyz` with 200. Fails if a replica
-    /// stopped by itself (the model could not be loaded) or `timeout` passes.
+    /// crashes meanwhile (a model that cannot be loaded ends every replica that tries) or
+    /// `timeout` passes.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
+        let crashes_before = self.crashes();
         loop {
-            let urls = {
-                let mut replicas = self.replicas.lock().await;
-                for replica in replicas.iter_mut() {
-                    if replica.task.is_finished() {
-                        let reason = match (&mut replica.task).await {
-                            Ok(Ok(())) => "stopped".to_owned(),
-                            Ok(Err(err)) => format!("{err:#}"),
-                            Err(join) => join.to_string(),
-                        };
-                        return Err(Error::ReplicaFailed {
-                            url: replica.url.clone(),
-                            reason,
-                        });
-                    }
-                }
-                replicas.iter().map(|r| r.url.clone()).collect::<Vec<_>>()
-            };
+            if self.crashes() != crashes_before {
+                let (url, reason) = self
+                    .last_crash
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone()
+                    .unwrap_or_default();
+                return Err(Error::ReplicaFailed { url, reason });
+            }
+            let urls = self.endpoints.borrow().clone();
             let mut pending = 0;
             for url in &urls {
                 if !self.is_ready(url).await {
                     pending += 1;
                 }
             }
-            if pending == 0 {
+            // A crash noticed while polling leaves a smaller set that may look ready.
+            if pending == 0 && self.crashes() == crashes_before {
                 return Ok(());
             }
-            if tokio::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 return Err(Error::NotReady { pending, timeout });
             }
             tokio::time::sleep(READY_POLL).await;
         }
+    }
+
+    /// Ends the replica serving `url` at once without telling the pool, as an OOM kill or a
+    /// crash would (for drills and fault tests). The supervisor notices the end, unpublishes
+    /// the replica and replaces it after the restart back-off; [`ReplicaPool::kill`] instead
+    /// replaces it at once, as a deleted pod is.
+    pub async fn crash(&self, url: &str) -> Result<(), Error> {
+        let replicas = self.replicas.lock().await;
+        let replica = replicas
+            .iter()
+            .find(|r| r.url == url)
+            .ok_or_else(|| Error::UnknownReplica(url.to_owned()))?;
+        replica.kill.cancel();
+        Ok(())
+    }
+
+    /// Replicas that ended without being asked to, since the pool started.
+    pub fn crashes(&self) -> u64 {
+        self.crashes.load(Ordering::Relaxed)
     }
 
     /// Unpublishes every replica, stops them all and waits (at most `timeout`) for their
@@ -301,10 +349,21 @@ impl ReplicaPool {
                 }
             })
             .map_err(Error::ReplicaThread)?;
-        let task = self.tasks.spawn(async move {
-            exited
-                .await
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("replica thread panicked")))
+        let crashed = Arc::new(AtomicBool::new(false));
+        let task = self.tasks.spawn({
+            let (stop, notify, crashed) = (stop.clone(), self.exited.clone(), crashed.clone());
+            async move {
+                let result = exited
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("replica thread panicked")));
+                // A replica asked to stop is no news. One ended by `kill` has already left the
+                // set, so the supervisor looks and finds nothing to do.
+                if !stop.is_cancelled() {
+                    crashed.store(true, Ordering::Release);
+                    notify.notify_one();
+                }
+                result
+            }
         });
         tracing::info!(%url, "replica starting");
         Ok(Replica {
@@ -312,6 +371,7 @@ impl ReplicaPool {
             stop,
             kill,
             task,
+            crashed,
         })
     }
 
@@ -332,6 +392,66 @@ impl ReplicaPool {
         });
     }
 
+    /// Takes every replica that has crashed out of the published set; returns how many.
+    async fn remove_crashed(&self) -> usize {
+        let mut replicas = self.replicas.lock().await;
+        if self.stop_all.is_cancelled() {
+            return 0;
+        }
+        let from = replicas.len();
+        let mut running = Vec::with_capacity(from);
+        for mut replica in replicas.drain(..) {
+            if !replica.crashed.load(Ordering::Acquire) {
+                running.push(replica);
+                continue;
+            }
+            // Its task ends right after setting the flag.
+            let reason = match (&mut replica.task).await {
+                Ok(Ok(())) => "ended without being asked to stop".to_owned(),
+                Ok(Err(err)) => format!("{err:#}"),
+                Err(join) => join.to_string(),
+            };
+            tracing::error!(url = %replica.url, %reason, "replica crashed; replacing it");
+            *self
+                .last_crash
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((replica.url, reason));
+            self.crashes.fetch_add(1, Ordering::Relaxed);
+        }
+        *replicas = running;
+        let removed = from - replicas.len();
+        if removed > 0 {
+            self.publish(&replicas);
+            self.record(from as u32, replicas.len() as u32);
+        }
+        removed
+    }
+
+    /// Starts replicas until the pool has the count it is set to again.
+    async fn restore(&self) -> Result<(), Error> {
+        let mut replicas = self.replicas.lock().await;
+        if self.stop_all.is_cancelled() {
+            return Ok(());
+        }
+        let from = replicas.len();
+        let desired = self.desired.load(Ordering::Relaxed) as usize;
+        let mut result = Ok(());
+        while replicas.len() < desired {
+            match self.spawn_replica().await {
+                Ok(replica) => replicas.push(replica),
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
+        if replicas.len() != from {
+            self.publish(&replicas);
+            self.record(from as u32, replicas.len() as u32);
+        }
+        result
+    }
+
     fn publish(&self, replicas: &[Replica]) {
         let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
         self.size.store(urls.len() as u32, Ordering::Relaxed);
@@ -350,6 +470,54 @@ impl ReplicaPool {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(event);
+    }
+}
+
+/// Replaces crashed replicas until the pool shuts down or is dropped.
+async fn supervise(pool: Weak<ReplicaPool>, exited: Arc<Notify>, stop_all: CancellationToken) {
+    let mut backoff = RestartBackoff::default();
+    loop {
+        tokio::select! {
+            () = exited.notified() => {}
+            () = stop_all.cancelled() => return,
+        }
+        let removed = match pool.upgrade() {
+            Some(pool) => pool.remove_crashed().await,
+            None => return,
+        };
+        if removed == 0 {
+            continue;
+        }
+        let delay = backoff.next(Instant::now());
+        tracing::info!(?delay, "restarting crashed replicas after a back-off");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop_all.cancelled() => return,
+        }
+        let Some(pool) = pool.upgrade() else { return };
+        if let Err(err) = pool.restore().await {
+            tracing::error!(err = %err, "could not restart replicas");
+        }
+    }
+}
+
+/// Restart delays: [`RESTART_DELAY`], doubling with each crash up to [`MAX_RESTART_DELAY`];
+/// a crash [`BACKOFF_RESET`] after the previous one starts over.
+#[derive(Debug, Default)]
+struct RestartBackoff {
+    last: Option<(Instant, Duration)>,
+}
+
+impl RestartBackoff {
+    fn next(&mut self, now: Instant) -> Duration {
+        let delay = match self.last {
+            Some((at, previous)) if now.duration_since(at) < BACKOFF_RESET => {
+                (previous * 2).min(MAX_RESTART_DELAY)
+            }
+            _ => RESTART_DELAY,
+        };
+        self.last = Some((now, delay));
+        delay
     }
 }
 
@@ -402,5 +570,26 @@ impl ScaleTarget for ReplicaPool {
 
     async fn scale_to(&self, replicas: u32) -> Result<(), TargetError> {
         self.set_replicas(replicas).await.map_err(TargetError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_backoff_doubles_up_to_its_cap_and_starts_over_after_a_quiet_minute() {
+        let mut backoff = RestartBackoff::default();
+        let t0 = Instant::now();
+        let delays: Vec<u64> = (0..7)
+            .map(|i| backoff.next(t0 + Duration::from_secs(i)).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+        let quiet = t0 + Duration::from_secs(6) + BACKOFF_RESET;
+        assert_eq!(backoff.next(quiet), RESTART_DELAY);
+        assert_eq!(
+            backoff.next(quiet + Duration::from_secs(1)),
+            RESTART_DELAY * 2
+        );
     }
 }

@@ -37,7 +37,7 @@ async fn replicas_up_to(count: u32, max: u32) -> Arc<ReplicaPool> {
         .await
         .unwrap();
     pool.wait_ready(Duration::from_secs(60)).await.unwrap();
-    Arc::new(pool)
+    pool
 }
 
 async fn replicas(count: u32) -> Arc<ReplicaPool> {

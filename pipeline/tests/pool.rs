@@ -1,5 +1,6 @@
-//! The replica pool against real inference replicas: what it publishes when it scales, and
-//! that a replica leaving the pool finishes the requests it already has.
+//! The replica pool against real inference replicas: what it publishes when it scales, that a
+//! replica leaving the pool finishes the requests it already has, and that a replica that dies
+//! by itself is noticed and replaced.
 
 // Helpers state their expectations with unwrap too: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -153,6 +154,66 @@ async fn dropping_the_pool_stops_its_replicas() {
     for url in &urls {
         wait_until_closed(url).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_dies_unannounced_is_replaced() {
+    let client = reqwest::Client::new();
+    let pool = ReplicaPool::start(settings(2, 2)).await.unwrap();
+    pool.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let mut endpoints = pool.endpoints();
+    let before = endpoints.borrow_and_update().clone();
+    let (survivor, victim) = (before[0].clone(), before[1].clone());
+
+    let crashed_at = Instant::now();
+    pool.crash(&victim).await.unwrap();
+    wait_until_closed(&victim).await;
+    // The pool learns of it from the replica's end alone: first the victim leaves the set...
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let now = endpoints.borrow_and_update().clone();
+        if seen.last() != Some(&now) {
+            seen.push(now.clone());
+        }
+        if now.len() == 2 && !now.contains(&victim) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not replaced: {seen:?}");
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoints.changed()).await;
+    };
+    assert!(
+        seen.iter()
+            .any(|set| set.as_slice() == std::slice::from_ref(&survivor)),
+        "the crashed replica is unpublished before its replacement comes: {seen:?}"
+    );
+    // ...and its replacement comes after the first restart back-off (1 s).
+    assert!(crashed_at.elapsed() >= Duration::from_secs(1), "{seen:?}");
+    assert_eq!(after[0], survivor);
+    assert_eq!(pool.crashes(), 1);
+    assert_eq!(pool.current_replicas().await.unwrap(), 2);
+    pool.wait_ready(Duration::from_secs(60)).await.unwrap();
+    assert!(ready(&client, &after[1]).await);
+    let sizes: Vec<(u32, u32)> = pool.events().iter().map(|e| (e.from, e.to)).collect();
+    assert_eq!(sizes, [(2, 1), (1, 2)]);
+    pool.shutdown(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_replicas_that_cannot_load_the_model_fails_with_the_reason() {
+    let mut settings = settings(1, 1);
+    // A file that is not an ONNX model: every replica that starts fails to load it.
+    settings.inference.model = replicas::root().join("inference/model/imagenet-labels.txt");
+    let pool = ReplicaPool::start(settings).await.unwrap();
+    let err = pool
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .expect_err("no replica can become ready");
+    match &err {
+        Error::ReplicaFailed { reason, .. } => assert!(!reason.is_empty(), "{err}"),
+        other => panic!("expected replica_failed, got {other:?}"),
+    }
+    assert!(pool.crashes() >= 1);
 }
 
 /// A gauge's value in a text exposition (0 when absent).
