@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use futures::stream;
 use inference::app;
 
+use crate::bombs::{gif_bomb, jpeg_bomb, png_header_bomb};
 use crate::metrics_text::{parse, sample};
 use crate::support::{get, json_infer, photo, post_infer, ready_state, send};
 
@@ -226,78 +227,15 @@ async fn more_pixels_than_allowed_is_refused() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 }
 
-/// CRC-32 (IEEE) as PNG chunks use it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
-}
-
-/// A 70-byte PNG whose header declares `side`×`side` RGB pixels, followed by the start of a
-/// zlib stream that would inflate to them: a decompression bomb.
-fn png_bomb(side: u32) -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter, no interlace
-    png_chunk(&mut png, b"IHDR", &ihdr);
-    png_chunk(
-        &mut png,
-        b"IDAT",
-        &[0x78, 0x9c, 0xed, 0xc1, 0x01, 0x0d, 0x00],
-    );
-    png
-}
-
-/// A real JPEG whose frame header is rewritten to declare `side`×`side` pixels.
-fn jpeg_bomb(side: u16) -> Vec<u8> {
-    let mut jpeg = photo("coffee-progressive.jpg");
-    let sof = jpeg
-        .windows(2)
-        .position(|w| w[0] == 0xFF && (0xC0..=0xC2).contains(&w[1]))
-        .expect("a frame header");
-    // FFCx, length (2), precision (1), height (2), width (2).
-    jpeg[sof + 5..sof + 7].copy_from_slice(&side.to_be_bytes());
-    jpeg[sof + 7..sof + 9].copy_from_slice(&side.to_be_bytes());
-    jpeg
-}
-
-/// A GIF whose logical screen is `side`×`side`.
-fn gif_bomb(side: u16) -> Vec<u8> {
-    let img = image::RgbaImage::from_pixel(4, 4, image::Rgba([1, 2, 3, 255]));
-    let mut gif = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut gif), image::ImageFormat::Gif)
-        .unwrap();
-    gif[6..8].copy_from_slice(&side.to_le_bytes());
-    gif[8..10].copy_from_slice(&side.to_le_bytes());
-    gif
-}
-
 #[tokio::test]
 async fn decompression_bombs_are_refused_from_their_header() {
     let app = app(ready_state(&[]));
     let bombs = [
-        ("PNG 30000x30000", png_bomb(30_000)),
-        ("JPEG 65000x65000", jpeg_bomb(65_000)),
+        ("PNG 30000x30000", png_header_bomb(30_000)),
+        (
+            "JPEG 65000x65000",
+            jpeg_bomb(photo("coffee-progressive.jpg"), 65_000),
+        ),
         ("GIF 65535x65535", gif_bomb(65_535)),
     ];
     for (name, bomb) in bombs {
@@ -326,7 +264,7 @@ async fn decompression_bombs_are_refused_from_their_header() {
         }
     }
     // The same bomb under the limit is still refused, as a corrupt image (truncated stream).
-    let reply = send(&app, json_infer(&png_bomb(64))).await;
+    let reply = send(&app, json_infer(&png_header_bomb(64))).await;
     assert_eq!(
         reply.status,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+#[path = "../common/bombs.rs"]
+mod bombs;
 mod classify;
 mod metrics;
 mod metrics_text;
