@@ -427,31 +427,6 @@ impl ReplicaPool {
         removed
     }
 
-    /// Starts replicas until the pool has the count it is set to again.
-    async fn restore(&self) -> Result<(), Error> {
-        let mut replicas = self.replicas.lock().await;
-        if self.stop_all.is_cancelled() {
-            return Ok(());
-        }
-        let from = replicas.len();
-        let desired = self.desired.load(Ordering::Relaxed) as usize;
-        let mut result = Ok(());
-        while replicas.len() < desired {
-            match self.spawn_replica().await {
-                Ok(replica) => replicas.push(replica),
-                Err(err) => {
-                    result = Err(err);
-                    break;
-                }
-            }
-        }
-        if replicas.len() != from {
-            self.publish(&replicas);
-            self.record(from as u32, replicas.len() as u32);
-        }
-        result
-    }
-
     fn publish(&self, replicas: &[Replica]) {
         let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
         self.size.store(urls.len() as u32, Ordering::Relaxed);
@@ -495,8 +470,11 @@ async fn supervise(pool: Weak<ReplicaPool>, exited: Arc<Notify>, stop_all: Cance
             () = stop_all.cancelled() => return,
         }
         let Some(pool) = pool.upgrade() else { return };
-        if let Err(err) = pool.restore().await {
-            tracing::error!(err = %err, "could not restart replicas");
+        // Back to the count the pool is set to (the autoscaler may have changed it meanwhile).
+        let desired = pool.desired.load(Ordering::Relaxed);
+        match pool.set_replicas(desired).await {
+            Ok(()) | Err(Error::ShuttingDown) => {}
+            Err(err) => tracing::error!(err = %err, "could not restart replicas"),
         }
     }
 }
