@@ -2,6 +2,15 @@
 //!
 //! Each crate keeps its own `thiserror` enum with a stable `code()` per variant and turns it into
 //! a response with [`error_response`]; clients can match on `code` and show `message`.
+//!
+//! Building a response never logs. An error whose detail matters to the operator attaches it
+//! with [`ErrorDetail::attach`]; the request's trace layer ([`crate::http::trace_layer`]) logs it
+//! inside the request's span (axum's error-handling pattern), at ERROR for a 500 and at DEBUG
+//! otherwise.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -56,9 +65,75 @@ pub fn overloaded_response(
     response
 }
 
+/// The error behind a response, with its chain of causes, for the trace layer to log. Clients
+/// never see it.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail {
+    code: &'static str,
+    chain: Arc<str>,
+}
+
+impl ErrorDetail {
+    /// Renders `err` and its sources as `outer: cause: root cause`.
+    pub fn new(code: &'static str, err: &(dyn StdError + 'static)) -> Self {
+        let mut chain = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // thiserror's `{0}` formats often repeat the cause already; say each thing once.
+            if !chain.ends_with(&text) {
+                chain.push_str(": ");
+                chain.push_str(&text);
+            }
+            source = cause.source();
+        }
+        Self {
+            code,
+            chain: chain.into(),
+        }
+    }
+
+    /// Attaches the detail of `err` to `response`, for the trace layer to log.
+    pub fn attach(
+        mut response: Response,
+        code: &'static str,
+        err: &(dyn StdError + 'static),
+    ) -> Response {
+        response.extensions_mut().insert(Self::new(code, err));
+        response
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl fmt::Display for ErrorDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.chain)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot load the model")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_detail_keeps_the_chain_of_causes() {
+        let err = Outer(std::io::Error::other("disk on fire"));
+        let response = ErrorDetail::attach(
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "x"),
+            "internal",
+            &err,
+        );
+        let detail = response.extensions().get::<ErrorDetail>().unwrap();
+        assert_eq!(detail.to_string(), "cannot load the model: disk on fire");
+        assert_eq!(detail.code(), "internal");
+    }
 
     #[test]
     fn body_has_the_documented_shape() {

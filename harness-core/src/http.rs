@@ -1,6 +1,7 @@
-//! The outer layers every server of the harness shares: a tracing span per request named after
-//! its route, a panic guard, and the classification of the errors that tower's limit layers
-//! (timeout, load shedding) produce.
+//! The outer layers and plain handlers every server of the harness shares: a tracing span per
+//! request named after its route that also logs the errors handlers attach to their responses,
+//! a panic guard, the classification of the errors that tower's limit layers (timeout, load
+//! shedding) produce, the `/metrics` answer and the 404 / 405 fallbacks.
 //!
 //! Each service keeps its own limits (body size, concurrency, timeout, and which routes they
 //! cover). A [`LayerError`] answers with the codes the services share (408 `request_timeout`,
@@ -8,17 +9,18 @@
 //! cases (inference: 503 `timeout`, which the dispatcher retries) maps it to its own error.
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::BoxError;
 use axum::extract::MatchedPath;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{DefaultOnFailure, MakeSpan, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, MakeSpan, OnResponse, TraceLayer};
 use tracing::{Level, Span};
 
-use crate::api_error::{error_response, overloaded_response};
+use crate::api_error::{ErrorDetail, error_response, overloaded_response};
 
 /// An error raised by a tower layer in front of the handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +63,13 @@ impl IntoResponse for LayerError {
                 overloaded_response("overloaded", "too many concurrent requests", 1)
             }
             LayerError::Other(detail) => {
-                tracing::error!(%detail, "middleware error");
-                error_response(
+                let response = error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "internal error",
-                )
+                );
+                let err = std::io::Error::other(format!("middleware error: {detail}"));
+                ErrorDetail::attach(response, "internal", &err)
             }
         }
     }
@@ -87,12 +90,69 @@ impl<B> MakeSpan<B> for RouteSpan {
     }
 }
 
-/// The request tracing layer: a [`RouteSpan`] per request; 5xx answers are logged at DEBUG
-/// only, since a 503 under overload is expected and every 500 is logged where it is built.
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RouteSpan> {
+/// Logs the [`ErrorDetail`] a handler attached to its response, inside the request's span: at
+/// ERROR for a 500 (the client saw only "internal error"), at DEBUG for anything else (a 4xx is
+/// the client's mistake and a 503 under overload is expected; both are counted in metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogErrors;
+
+impl<B> OnResponse<B> for LogErrors {
+    fn on_response(self, response: &axum::http::Response<B>, latency: Duration, _: &Span) {
+        let Some(detail) = response.extensions().get::<ErrorDetail>() else {
+            return;
+        };
+        let status = response.status().as_u16();
+        let ms = latency.as_secs_f64() * 1000.0;
+        if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(status, code = detail.code(), error = %detail, ms, "request failed");
+        } else {
+            tracing::debug!(status, code = detail.code(), error = %detail, ms, "request refused");
+        }
+    }
+}
+
+/// The request tracing layer: a [`RouteSpan`] per request, [`LogErrors`] for the errors
+/// handlers attach; 5xx answers are otherwise logged at DEBUG only.
+pub fn trace_layer()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RouteSpan, DefaultOnRequest, LogErrors> {
     TraceLayer::new_for_http()
         .make_span_with(RouteSpan)
+        .on_response(LogErrors)
         .on_failure(DefaultOnFailure::new().level(Level::DEBUG))
+}
+
+/// `GET /metrics`: the registry in the Prometheus text format 0.0.4.
+pub fn metrics_response(registry: &prometheus::Registry) -> Response {
+    let mut text = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Err(err) => {
+            let response = error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            );
+            ErrorDetail::attach(response, "internal", &err)
+        }
+    }
+}
+
+/// The router's fallback: 404 `not_found`, naming the path.
+pub async fn not_found(uri: Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", uri.path()),
+    )
+}
+
+/// The router's fallback for a known path and another method: 405 `method_not_allowed`.
+pub async fn method_not_allowed(method: Method) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("method {method} not allowed on this path"),
+    )
 }
 
 /// Turns a handler panic into a 500 with the error body (code `internal`) and an ERROR log
@@ -156,6 +216,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn fallbacks_and_metrics_answer_in_the_shared_shapes() {
+        let registry = prometheus::Registry::new();
+        let counter = prometheus::IntCounter::new("demo_total", "a counter").unwrap();
+        registry.register(Box::new(counter.clone())).unwrap();
+        counter.inc();
+        let app = Router::new()
+            .route(
+                "/metrics",
+                get(move || async move { metrics_response(&registry) }),
+            )
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed);
+        let call = |request: Request| {
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (status, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let (status, text) = call(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.contains("demo_total 1"), "{text}");
+        let (status, text) = call(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(text.contains(r#""code":"not_found""#) && text.contains("/nowhere"));
+        let (status, text) = call(Request::post("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(text.contains("method_not_allowed") && text.contains("POST"));
     }
 
     #[tokio::test]

@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// The outcome string of a successful item; every other outcome is an error code.
-pub const OUTCOME_OK: &str = "ok";
+pub use crate::outcome::Outcome;
 
 /// Milliseconds since the Unix epoch, the time format of every record on the wire.
 pub fn unix_millis(t: SystemTime) -> f64 {
@@ -144,8 +143,8 @@ pub struct LatencyRecord {
     pub inference_ms: Option<f64>,
     pub latency_ms: f64,
     pub attempts: u32,
-    /// [`OUTCOME_OK`] or an error code (`upstream_timeout`, `shutdown`, an inference 4xx code, ...).
-    pub outcome: String,
+    /// `ok` or an error code (`upstream_timeout`, `shutdown`, an inference 4xx code, ...).
+    pub outcome: Outcome,
     /// The last upstream HTTP status, if any response arrived.
     pub http_status: Option<u16>,
     /// Top-1 label on success.
@@ -156,7 +155,7 @@ pub struct LatencyRecord {
 
 impl LatencyRecord {
     pub fn is_ok(&self) -> bool {
-        self.outcome == OUTCOME_OK
+        self.outcome.is_ok()
     }
 }
 

@@ -45,7 +45,8 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod threshold;
-pub mod workload;
+/// The workload file format, shared with the simulator (re-exported from `harness-core`).
+pub use harness_core::workload;
 
 pub use config::{Cli, Command, GeneratorArgs, RunArgs, ServeConfig};
 pub use error::Error;

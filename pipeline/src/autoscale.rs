@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::pool::ReplicaPool;
+use crate::replica_pool::ReplicaPool;
 
 /// Where the controller reads its telemetry.
 #[derive(Debug, Clone)]

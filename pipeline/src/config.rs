@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use load_tester::Workload;
 
 use crate::error::Error;
-use crate::pool::PoolSettings;
+use crate::replica_pool::PoolSettings;
 use crate::prometheus::{PrometheusSettings, find_on_path};
 use crate::reshape;
 

@@ -29,7 +29,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::autoscale::{LocalAutoscaler, TelemetryFrom};
 use crate::config::DemoSettings;
-use crate::pool::{ReplicaPool, ScaleEvent};
+use crate::replica_pool::{ReplicaPool, ScaleEvent};
 use crate::prometheus::{LocalPrometheus, PrometheusSampler, Targets};
 
 /// Time the first replicas get to load the model before the demo gives up.

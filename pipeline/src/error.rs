@@ -35,7 +35,7 @@ pub enum Error {
     NotReady { pending: usize, timeout: Duration },
     /// The HTTP client that probes replicas could not be built (TLS or resolver set-up).
     #[error("cannot build an HTTP client: {0}")]
-    HttpClient(String),
+    HttpClient(#[source] reqwest::Error),
     /// A setting that cannot work.
     #[error("invalid --{flag}: {reason}")]
     InvalidSetting { flag: &'static str, reason: String },
@@ -95,7 +95,12 @@ mod tests {
                 pending: 1,
                 timeout: Duration::from_secs(1),
             },
-            Error::HttpClient("x".into()),
+            Error::HttpClient(
+                reqwest::Client::new()
+                    .get("not a url")
+                    .build()
+                    .unwrap_err(),
+            ),
             Error::invalid("x", "y"),
             Error::UnknownReplica("u".into()),
             Error::ReplicaThread(std::io::Error::other("x")),

@@ -10,7 +10,7 @@
 //!
 //! # Layout
 //! - [`config`]: `pipeline demo` flags, validated into [`DemoSettings`].
-//! - [`pool`]: the local replica pool, the autoscaler's scale target.
+//! - [`replica_pool`]: the local replica pool (replicas, supervisor), the autoscaler's scale target.
 //! - [`autoscale`]: the autoscaler's controller on the pool, and its telemetry source.
 //! - [`prometheus`]: `--prometheus`, a real Prometheus server scraping every service.
 //! - [`reshape`]: `--duration-scale` and `--rate-scale`, a workload stretched in time or load.
@@ -24,7 +24,7 @@ pub mod autoscale;
 pub mod config;
 pub mod demo;
 pub mod error;
-pub mod pool;
+pub mod replica_pool;
 pub mod prometheus;
 pub mod reshape;
 pub mod summary;
@@ -32,4 +32,4 @@ pub mod summary;
 pub use config::{Cli, Command, DemoArgs, DemoSettings};
 pub use demo::{DemoOutcome, Services, run, run_observed};
 pub use error::Error;
-pub use pool::{PoolSettings, ReplicaPool, ScaleEvent};
+pub use replica_pool::{PoolSettings, ReplicaPool, ScaleEvent};

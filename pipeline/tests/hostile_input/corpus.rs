@@ -179,12 +179,9 @@ pub fn nested_json(prefix: &str, depth: usize) -> String {
 
 // ---------------------------------------------------------------------------------- bombs
 
-#[path = "../../../inference/tests/common/bombs.rs"]
-mod bombs;
-
-pub use bombs::{png_deflate_bomb, png_header_bomb};
+pub use test_support::bombs::{png_deflate_bomb, png_header_bomb};
 
 /// A real JPEG (`china.jpg`) whose frame header declares `side`×`side` pixels.
 pub fn jpeg_bomb(side: u16) -> Vec<u8> {
-    bombs::jpeg_bomb(photo("china.jpg"), side)
+    test_support::bombs::jpeg_bomb(photo("china.jpg"), side)
 }

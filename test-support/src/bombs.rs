@@ -1,9 +1,6 @@
 //! Decompression bombs, built in code: small files whose headers declare billions of pixels.
-//! Shared by the inference service's tests and the pipeline's hostile-input corpus (each
-//! includes this file with `#[path]`), so both send the same bombs.
-
-// Each including test crate uses a part of this module.
-#![allow(dead_code)]
+//! Shared by the inference service's tests and the pipeline's hostile-input corpus, so both
+//! send the same bombs.
 
 /// CRC-32 (IEEE), as PNG chunks use it.
 fn crc32(bytes: &[u8]) -> u32 {

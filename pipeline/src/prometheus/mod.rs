@@ -12,16 +12,16 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use autoscaler::PrometheusSource;
-use futures::future::BoxFuture;
-use load_tester::{Sample, Sampler, SeriesKind};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
+
+mod sampler;
+
+pub use sampler::{PROM_QUEUE, PROM_REPLICAS, PrometheusSampler};
 
 /// Time Prometheus gets to answer `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -327,137 +327,5 @@ fn is_executable(path: &Path) -> bool {
     path.is_file()
 }
 
-/// Series of the report's queue/replicas plot read from Prometheus: the replicas it can
-/// scrape (the dashboard's "current replicas") and the queue length it stored.
-pub struct PrometheusSampler {
-    source: PrometheusSource,
-}
-
-/// Series names of [`PrometheusSampler`].
-pub const PROM_REPLICAS: &str = "replicas up (Prometheus)";
-pub const PROM_QUEUE: &str = "queue length (Prometheus)";
-
-impl PrometheusSampler {
-    pub fn new(url: &str) -> anyhow::Result<Arc<Self>> {
-        let source = PrometheusSource::new(url, Default::default(), Duration::from_secs(1))
-            .map_err(anyhow::Error::msg)?;
-        Ok(Arc::new(Self { source }))
-    }
-}
-
-impl Sampler for PrometheusSampler {
-    fn sample(&self) -> BoxFuture<'_, anyhow::Result<Vec<Sample>>> {
-        Box::pin(async move {
-            let mut samples = Vec::new();
-            for (series, kind, promql) in [
-                (
-                    PROM_REPLICAS,
-                    SeriesKind::Replicas,
-                    "count(up{job=\"inference\"} == 1)",
-                ),
-                (
-                    PROM_QUEUE,
-                    SeriesKind::Queue,
-                    "sum(dispatcher_queue_length{job=\"dispatcher\"})",
-                ),
-            ] {
-                if let Some(value) = self.source.query(promql).await? {
-                    samples.push(Sample::new(series, kind, value));
-                }
-            }
-            Ok(samples)
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alert_holds_are_capped_and_other_rules_kept() {
-        let text = "groups:\n  - name: g\n    rules:\n      - record: a:b\n        expr: up\n      \
-                    - alert: Slow\n        expr: up == 0\n        for: 2m\n      \
-                    - alert: Quick\n        expr: up == 0\n        for: 1s\n      \
-                    - alert: Now\n        expr: up == 0\n";
-        let capped: serde_yaml::Value =
-            serde_yaml::from_str(&cap_alert_for(text, Duration::from_secs(5)).unwrap()).unwrap();
-        let rules = &capped["groups"][0]["rules"];
-        assert_eq!(rules[0]["record"], "a:b");
-        assert!(rules[0].get("for").is_none());
-        assert_eq!(rules[1]["for"], "5000ms");
-        assert_eq!(rules[2]["for"], "1s");
-        assert!(rules[3].get("for").is_none());
-        assert!(cap_alert_for("nothing: here", Duration::from_secs(1)).is_err());
-    }
-
-    #[test]
-    fn config_names_every_job_and_the_targets_file() {
-        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        let files = Files {
-            rules: "/tmp/x/rules/*.yaml".into(),
-            targets: "/tmp/x/targets.json".into(),
-            query_log: "/tmp/x/queries.jsonl".into(),
-        };
-        let config = render_config(
-            Duration::from_secs(1),
-            &files,
-            Jobs {
-                prometheus: addr(4),
-                services: Targets {
-                    dispatcher: addr(1),
-                    load_tester: addr(2),
-                    autoscaler: addr(3),
-                },
-            },
-        );
-        let doc: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
-        assert_eq!(doc["global"]["scrape_interval"], "1000ms");
-        assert_eq!(doc["global"]["scrape_timeout"], "900ms");
-        assert_eq!(doc["global"]["query_log_file"], "/tmp/x/queries.jsonl");
-        assert_eq!(doc["rule_files"][0], "/tmp/x/rules/*.yaml");
-        let jobs: Vec<&str> = doc["scrape_configs"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|j| j["job_name"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            jobs,
-            [
-                "inference",
-                "dispatcher",
-                "load-tester",
-                "autoscaler",
-                "prometheus"
-            ]
-        );
-        let sd = &doc["scrape_configs"][0]["file_sd_configs"][0]["files"][0];
-        assert_eq!(sd, "/tmp/x/targets.json");
-        assert_eq!(
-            doc["scrape_configs"][3]["static_configs"][0]["targets"][0],
-            "127.0.0.1:3"
-        );
-    }
-
-    #[test]
-    fn targets_file_lists_host_and_port() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("t.json");
-        let urls = [
-            "http://127.0.0.1:4000".to_owned(),
-            "http://127.0.0.1:4001/".to_owned(),
-        ];
-        write_targets(&file, &urls).unwrap();
-        let written: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        assert_eq!(
-            written,
-            serde_json::json!([{"targets": ["127.0.0.1:4000", "127.0.0.1:4001"], "labels": {}}])
-        );
-        write_targets(&file, &[]).unwrap();
-        let written: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        assert_eq!(written[0]["targets"], serde_json::json!([]));
-    }
-}
+mod tests;

@@ -28,29 +28,27 @@
 //!
 //! The pool implements the autoscaler's [`ScaleTarget`]. Dropping it stops every replica.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as SyncMutex, Weak};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use autoscaler::{ScaleTarget, TargetError};
+use harness_core::sync::lock;
 use serde::Serialize;
-use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Notify, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{Mutex, Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::Error;
 
+mod replica;
+mod supervisor;
+
+use replica::Replica;
+
 /// How often [`ReplicaPool::wait_ready`] polls `/readyz`.
 const READY_POLL: Duration = Duration::from_millis(50);
-/// The first restart delay after a crash; it doubles with every further crash.
-const RESTART_DELAY: Duration = Duration::from_secs(1);
-/// The longest restart delay.
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
-/// A crash after this long without one starts the back-off over.
-const BACKOFF_RESET: Duration = Duration::from_secs(60);
 
 /// How the pool runs its replicas.
 #[derive(Debug, Clone)]
@@ -73,20 +71,6 @@ pub struct ScaleEvent {
     pub at_unix_ms: f64,
     pub from: u32,
     pub to: u32,
-}
-
-/// A running replica.
-struct Replica {
-    url: String,
-    /// Starts the replica's graceful shutdown (a child of the pool's token).
-    stop: CancellationToken,
-    /// Ends the replica at once: its runtime is dropped with every connection on it.
-    kill: CancellationToken,
-    /// Ends when the replica's thread has finished.
-    task: JoinHandle<anyhow::Result<()>>,
-    /// Set when the thread has ended without being asked to stop, just before the supervisor
-    /// is woken (the task itself finishes a moment later).
-    crashed: Arc<AtomicBool>,
 }
 
 /// Inference replicas in this process; see the module documentation.
@@ -130,7 +114,7 @@ impl ReplicaPool {
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| Error::HttpClient(e.to_string()))?;
+            .map_err(Error::HttpClient)?;
         let pool = Self {
             replicas: Mutex::new(Vec::new()),
             size: AtomicU32::new(0),
@@ -152,7 +136,7 @@ impl ReplicaPool {
         }
         pool.publish(&replicas);
         drop(replicas);
-        pool.tasks.spawn(supervise(
+        pool.tasks.spawn(supervisor::supervise(
             Arc::downgrade(&pool),
             pool.exited.clone(),
             pool.stop_all.clone(),
@@ -172,9 +156,7 @@ impl ReplicaPool {
 
     /// Every change of size so far, in order.
     pub fn events(&self) -> Vec<ScaleEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.events)
             .clone()
     }
 
@@ -204,7 +186,7 @@ impl ReplicaPool {
         let mut result = Ok(());
         if target > from {
             for _ in from..target {
-                match self.spawn_replica().await {
+                match self.spawn_replica() {
                     Ok(replica) => replicas.push(replica),
                     Err(err) => {
                         result = Err(err);
@@ -244,7 +226,7 @@ impl ReplicaPool {
         killed.kill.cancel();
         tracing::warn!(%url, "replica killed");
         self.publish(&replicas);
-        let replacement = self.spawn_replica().await?;
+        let replacement = self.spawn_replica()?;
         let new_url = replacement.url.clone();
         replicas.insert(index, replacement);
         self.publish(&replicas);
@@ -260,10 +242,7 @@ impl ReplicaPool {
         let crashes_before = self.crashes();
         loop {
             if self.crashes() != crashes_before {
-                let (url, reason) = self
-                    .last_crash
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                let (url, reason) = lock(&self.last_crash)
                     .clone()
                     .unwrap_or_default();
                 return Err(Error::ReplicaFailed { url, reason });
@@ -326,53 +305,14 @@ impl ReplicaPool {
         }
     }
 
+    fn spawn_replica(&self) -> Result<Replica, Error> {
+        let config = self.settings.inference.clone();
+        Replica::spawn(config, &self.stop_all, &self.tasks, &self.exited)
+    }
+
     async fn is_ready(&self, base: &str) -> bool {
         let response = self.client.get(format!("{base}/readyz")).send().await;
         response.is_ok_and(|r| r.status().is_success())
-    }
-
-    async fn spawn_replica(&self) -> Result<Replica, Error> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(Error::Bind)?;
-        listener.set_nonblocking(true).map_err(Error::Bind)?;
-        let addr = listener.local_addr().map_err(Error::Bind)?;
-        let url = format!("http://{addr}");
-        let stop = self.stop_all.child_token();
-        let kill = CancellationToken::new();
-        let config = self.settings.inference.clone();
-        let (finished, exited) = oneshot::channel();
-        std::thread::Builder::new()
-            .name(format!("replica-{}", addr.port()))
-            .spawn({
-                let (stop, kill, url) = (stop.clone(), kill.clone(), url.clone());
-                move || {
-                    let _ = finished.send(run_replica(listener, config, stop, kill, &url));
-                }
-            })
-            .map_err(Error::ReplicaThread)?;
-        let crashed = Arc::new(AtomicBool::new(false));
-        let task = self.tasks.spawn({
-            let (stop, notify, crashed) = (stop.clone(), self.exited.clone(), crashed.clone());
-            async move {
-                let result = exited
-                    .await
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("replica thread panicked")));
-                // A replica asked to stop is no news. One ended by `kill` has already left the
-                // set, so the supervisor looks and finds nothing to do.
-                if !stop.is_cancelled() {
-                    crashed.store(true, Ordering::Release);
-                    notify.notify_one();
-                }
-                result
-            }
-        });
-        tracing::info!(%url, "replica starting");
-        Ok(Replica {
-            url,
-            stop,
-            kill,
-            task,
-            crashed,
-        })
     }
 
     /// Stops a replica that has left the published set, after the deregistration delay.
@@ -392,41 +332,6 @@ impl ReplicaPool {
         });
     }
 
-    /// Takes every replica that has crashed out of the published set; returns how many.
-    async fn remove_crashed(&self) -> usize {
-        let mut replicas = self.replicas.lock().await;
-        if self.stop_all.is_cancelled() {
-            return 0;
-        }
-        let from = replicas.len();
-        let mut running = Vec::with_capacity(from);
-        for mut replica in replicas.drain(..) {
-            if !replica.crashed.load(Ordering::Acquire) {
-                running.push(replica);
-                continue;
-            }
-            // Its task ends right after setting the flag.
-            let reason = match (&mut replica.task).await {
-                Ok(Ok(())) => "ended without being asked to stop".to_owned(),
-                Ok(Err(err)) => format!("{err:#}"),
-                Err(join) => join.to_string(),
-            };
-            tracing::error!(url = %replica.url, %reason, "replica crashed; replacing it");
-            *self
-                .last_crash
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((replica.url, reason));
-            self.crashes.fetch_add(1, Ordering::Relaxed);
-        }
-        *replicas = running;
-        let removed = from - replicas.len();
-        if removed > 0 {
-            self.publish(&replicas);
-            self.record(from as u32, replicas.len() as u32);
-        }
-        removed
-    }
-
     fn publish(&self, replicas: &[Replica]) {
         let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
         self.size.store(urls.len() as u32, Ordering::Relaxed);
@@ -441,90 +346,9 @@ impl ReplicaPool {
             to,
         };
         tracing::info!(from, to, "pool resized");
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.events)
             .push(event);
     }
-}
-
-/// Replaces crashed replicas until the pool shuts down or is dropped.
-async fn supervise(pool: Weak<ReplicaPool>, exited: Arc<Notify>, stop_all: CancellationToken) {
-    let mut backoff = RestartBackoff::default();
-    loop {
-        tokio::select! {
-            () = exited.notified() => {}
-            () = stop_all.cancelled() => return,
-        }
-        let removed = match pool.upgrade() {
-            Some(pool) => pool.remove_crashed().await,
-            None => return,
-        };
-        if removed == 0 {
-            continue;
-        }
-        let delay = backoff.next(Instant::now());
-        tracing::info!(?delay, "restarting crashed replicas after a back-off");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = stop_all.cancelled() => return,
-        }
-        let Some(pool) = pool.upgrade() else { return };
-        // Back to the count the pool is set to (the autoscaler may have changed it meanwhile).
-        let desired = pool.desired.load(Ordering::Relaxed);
-        match pool.set_replicas(desired).await {
-            Ok(()) | Err(Error::ShuttingDown) => {}
-            Err(err) => tracing::error!(err = %err, "could not restart replicas"),
-        }
-    }
-}
-
-/// Restart delays: [`RESTART_DELAY`], doubling with each crash up to [`MAX_RESTART_DELAY`];
-/// a crash [`BACKOFF_RESET`] after the previous one starts over.
-#[derive(Debug, Default)]
-struct RestartBackoff {
-    last: Option<(Instant, Duration)>,
-}
-
-impl RestartBackoff {
-    fn next(&mut self, now: Instant) -> Duration {
-        let delay = match self.last {
-            Some((at, previous)) if now.duration_since(at) < BACKOFF_RESET => {
-                (previous * 2).min(MAX_RESTART_DELAY)
-            }
-            _ => RESTART_DELAY,
-        };
-        self.last = Some((now, delay));
-        delay
-    }
-}
-
-/// A replica's thread: its own runtime, serving until `stop` (graceful) or `kill` (at once).
-fn run_replica(
-    listener: std::net::TcpListener,
-    config: inference::Config,
-    stop: CancellationToken,
-    kill: CancellationToken,
-    url: &str,
-) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("replica-io")
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener)?;
-        tokio::select! {
-            served = inference::run(listener, config, stop.cancelled_owned()) => served,
-            () = kill.cancelled() => Ok(()),
-        }
-    });
-    // Dropping the runtime's tasks closes every connection the replica still holds.
-    runtime.shutdown_background();
-    if let Err(err) = &result {
-        tracing::error!(%url, err = format!("{err:#}"), "replica failed");
-    }
-    result
 }
 
 impl Drop for ReplicaPool {
@@ -551,23 +375,3 @@ impl ScaleTarget for ReplicaPool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restart_backoff_doubles_up_to_its_cap_and_starts_over_after_a_quiet_minute() {
-        let mut backoff = RestartBackoff::default();
-        let t0 = Instant::now();
-        let delays: Vec<u64> = (0..7)
-            .map(|i| backoff.next(t0 + Duration::from_secs(i)).as_secs())
-            .collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
-        let quiet = t0 + Duration::from_secs(6) + BACKOFF_RESET;
-        assert_eq!(backoff.next(quiet), RESTART_DELAY);
-        assert_eq!(
-            backoff.next(quiet + Duration::from_secs(1)),
-            RESTART_DELAY * 2
-        );
-    }
-}
