@@ -9,9 +9,9 @@
 //! and per-second bins, so memory stays flat for millions of requests. A report folder holds
 //! `stats.json`, PNG plots and a `report.html`.
 //!
-//! Entry points: [`run`] (the HTTP server of `load-tester serve`), [`run_load_test`] (one
-//! test with its own `/storeLatency` receiver: the CLI and the local demo) and
-//! [`run_command::run`] (`load-tester run`).
+//! Entry points: [`run`](fn@run) (the HTTP server of `load-tester serve`),
+//! [`run_load_test`] (one test with its own `/storeLatency` receiver: the CLI and the local
+//! demo) and [`run_command::run`] (`load-tester run`).
 //!
 //! # Layout
 //! Service skeleton:
