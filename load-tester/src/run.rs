@@ -192,20 +192,7 @@ pub async fn prepare(
         options.arrivals,
         options.max_requests,
     ));
-    let run_id = new_run_id();
-    let start = Instant::now() + START_DELAY;
-    let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
-    let info = RunInfo {
-        run_id: run_id.clone(),
-        dispatcher_url: options.dispatcher_url.to_string(),
-        arrivals: options.arrivals.process(),
-        max_requests: options.max_requests,
-        concurrency: options.concurrency,
-        images: options.pool.len(),
-    };
-    let ledger = Ledger::new(run_id, plan.clone(), start_unix_ms);
-    let state = Arc::new(RunState::new(info, start, ledger));
-    store.insert(state.clone());
+    let state = register(&options, plan.clone(), store);
 
     let mut samplers = options.samplers.clone();
     if options.sample_dispatcher {
@@ -232,6 +219,25 @@ pub async fn prepare(
         samplers,
         options,
     })
+}
+
+/// A new run of `plan`, due to start in [`START_DELAY`], added to `store`.
+fn register(options: &RunOptions, plan: Arc<Plan>, store: &RunStore) -> Arc<RunState> {
+    let run_id = new_run_id();
+    let start = Instant::now() + START_DELAY;
+    let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
+    let info = RunInfo {
+        run_id: run_id.clone(),
+        dispatcher_url: options.dispatcher_url.to_string(),
+        arrivals: options.arrivals.process(),
+        max_requests: options.max_requests,
+        concurrency: options.concurrency,
+        images: options.pool.len(),
+    };
+    let ledger = Ledger::new(run_id, plan, start_unix_ms);
+    let state = Arc::new(RunState::new(info, start, ledger));
+    store.insert(state.clone());
+    state
 }
 
 /// Sends the schedule, waits for the records, and leaves the run `Done` or `Interrupted`.
