@@ -224,7 +224,7 @@ async fn memory_and_report() {
     let info = RunInfo {
         run_id: run_id.into(),
         dispatcher_url: "http://127.0.0.1:8080/".into(),
-        arrivals: "uniform",
+        arrivals: load_tester::ArrivalProcess::Uniform,
         max_requests: None,
         concurrency: 10_000,
         images: 1,

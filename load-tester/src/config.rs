@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
+use crate::base_url::parse_base_url;
 use crate::error::Error;
 use crate::sampler::SeriesKind;
-use crate::schedule::Arrivals;
+use crate::schedule::{ArrivalProcess, Arrivals};
 use crate::threshold::Threshold;
 
 /// The `load-tester` command line.
@@ -33,13 +34,6 @@ pub enum Command {
     Serve(ServeConfig),
     /// Run one test from the command line and write its report.
     Run(RunArgs),
-}
-
-/// How requests are spread inside each second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArrivalsArg {
-    Uniform,
-    Poisson,
 }
 
 /// Settings of the generator, shared by `serve` (as defaults for each run) and `run`.
@@ -69,7 +63,7 @@ pub struct GeneratorArgs {
     pub reports_dir: PathBuf,
     /// Arrival process inside each second.
     #[arg(long, env = "ARRIVALS", value_enum, default_value = "uniform")]
-    pub arrivals: ArrivalsArg,
+    pub arrivals: ArrivalProcess,
     /// Seed of the Poisson arrivals.
     #[arg(long, env = "SEED", default_value_t = 1)]
     pub seed: u64,
@@ -174,38 +168,11 @@ impl GeneratorArgs {
             .collect::<Result<_, _>>()?;
         Ok(GeneratorSettings {
             dispatcher_url: parse_base_url(&self.dispatcher_url)?,
-            arrivals: match self.arrivals {
-                ArrivalsArg::Uniform => Arrivals::Uniform,
-                ArrivalsArg::Poisson => Arrivals::Poisson { seed: self.seed },
-            },
+            arrivals: self.arrivals.with_seed(self.seed),
             concurrency: self.concurrency,
             sample_metrics,
         })
     }
-}
-
-/// An `http://` base URL.
-pub fn parse_base_url(text: &str) -> Result<Url, Error> {
-    let url = Url::parse(text).map_err(|e| Error::Config(format!("invalid URL {text:?}: {e}")))?;
-    // Plain HTTP only: the generator runs next to the dispatcher (same host, cluster or
-    // namespace), and TLS would add its own cost to every measured request.
-    if url.scheme() != "http" || url.host().is_none() {
-        return Err(Error::Config(format!(
-            "expected an http:// URL (TLS is not supported), got {text:?}"
-        )));
-    }
-    Ok(url)
-}
-
-/// `base` + `path`, keeping any path prefix of `base` (`http://h/api` + `stats` =
-/// `http://h/api/stats`, where `Url::join` would drop `api`).
-pub fn endpoint(base: &Url, path: &str) -> Url {
-    let mut url = base.clone();
-    if !url.path().ends_with('/') {
-        let with_slash = format!("{}/", url.path());
-        url.set_path(&with_slash);
-    }
-    url.join(path).unwrap_or(url)
 }
 
 /// `URL#metric`; series whose metric name mentions replicas go on the replicas axis.
@@ -236,6 +203,8 @@ fn parse_metric_source(spec: &str) -> Result<MetricSource, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The clap enum of `--arrivals` was `ArrivalsArg`; it is now the domain's own name.
+    use crate::schedule::ArrivalProcess as ArrivalsArg;
 
     #[test]
     fn defaults_follow_the_contract() {
@@ -306,13 +275,5 @@ mod tests {
             ])
             .is_ok()
         );
-    }
-
-    #[test]
-    fn endpoint_keeps_path_prefixes() {
-        let base = parse_base_url("http://h:1/api").unwrap();
-        assert_eq!(endpoint(&base, "stats").as_str(), "http://h:1/api/stats");
-        let base = parse_base_url("http://h:1").unwrap();
-        assert_eq!(endpoint(&base, "enqueue").as_str(), "http://h:1/enqueue");
     }
 }

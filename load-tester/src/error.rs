@@ -6,7 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use harness_core::api_error::error_response;
 
-use crate::pool::PoolError;
+use crate::base_url::UrlError;
+use crate::image_pool::PoolError;
+use crate::report::ReportError;
+use crate::schedule::UnknownArrivals;
 use crate::workload::WorkloadError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,8 +18,17 @@ pub enum Error {
     Workload(#[from] WorkloadError),
     #[error(transparent)]
     ImagePool(#[from] PoolError),
+    /// The `arrivals` of a request body is neither `uniform` nor `poisson`.
     #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    Arrivals(#[from] UnknownArrivals),
+    /// The `dispatcherUrl` of a request body. The message keeps the words of the
+    /// configuration error it once was wrapped in.
+    #[error("invalid request: invalid configuration: {0}")]
+    DispatcherUrl(#[source] UrlError),
+    /// A path segment axum could not extract: the client's fault (not UTF-8) or, for any
+    /// other status, a route that does not match its handler (a bug).
+    #[error("{} {}", path_prefix(.0), .0.body_text())]
+    Path(#[from] PathRejection),
     /// Bad JSON, wrong content type, body too large: axum's own rejections.
     #[error("{}", .0.body_text())]
     Json(#[from] JsonRejection),
@@ -32,14 +44,50 @@ pub enum Error {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("the dispatcher at {url} is unreachable: {reason}")]
-    DispatcherUnreachable { url: String, reason: String },
+    /// The message carries the whole cause chain: reqwest's own message is generic and the
+    /// reason ("Connection refused") is at the bottom.
+    #[error("the dispatcher at {url} is unreachable: {}", cause_chain(.source))]
+    DispatcherUnreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A base URL of the settings (`--dispatcher-url`, `--sample-metric`).
+    #[error("invalid configuration: {0}")]
+    Url(#[from] UrlError),
+    /// The dispatcher URL does not make a URI for the send path.
+    #[error("invalid configuration: invalid dispatcher URL {url}: {source}")]
+    EnqueueUri {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
     #[error("cannot write the report: {0}")]
-    Report(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    Report(#[from] ReportError),
+    #[error("internal error: cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// `invalid request:` for a client's path, `internal error:` for a server bug.
+fn path_prefix(rejection: &PathRejection) -> &'static str {
+    if rejection.status().is_client_error() {
+        "invalid request:"
+    } else {
+        "internal error:"
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 impl Error {
@@ -48,7 +96,9 @@ impl Error {
         match self {
             Error::Workload(_) => "invalid_workload",
             Error::ImagePool(_) => "image_pool_unavailable",
-            Error::InvalidRequest(_) => "invalid_request",
+            Error::Arrivals(_) | Error::DispatcherUrl(_) => "invalid_request",
+            Error::Path(rejection) if rejection.status().is_client_error() => "invalid_request",
+            Error::Path(_) => "internal",
             Error::Json(JsonRejection::MissingJsonContentType(_)) => "unsupported_media_type",
             Error::Json(JsonRejection::BytesRejection(_))
                 if self.status() == StatusCode::PAYLOAD_TOO_LARGE =>
@@ -63,15 +113,20 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::DispatcherUnreachable { .. } => "dispatcher_unreachable",
-            Error::Config(_) => "invalid_config",
+            Error::Config(_) | Error::Url(_) | Error::EnqueueUri { .. } => "invalid_config",
             Error::Report(_) => "report_failed",
-            Error::Internal(_) => "internal",
+            Error::HttpClient(_) => "internal",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Workload(_) | Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Workload(_) | Error::Arrivals(_) | Error::DispatcherUrl(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::Path(rejection) if rejection.status().is_client_error() => {
+                StatusCode::BAD_REQUEST
+            }
             Error::Json(rejection) => rejection.status(),
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::RunActive(_) => StatusCode::CONFLICT,
@@ -81,21 +136,13 @@ impl Error {
             // it, so it gets the reason.
             Error::DispatcherUnreachable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             // The images folder is the server's own configuration: logged, not shown.
-            Error::ImagePool(_) | Error::Config(_) | Error::Report(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
-    }
-}
-
-impl From<PathRejection> for Error {
-    fn from(rejection: PathRejection) -> Self {
-        // Client errors (a segment that is not UTF-8) say why; the others are a route that
-        // does not match its handler, a bug.
-        if rejection.status().is_client_error() {
-            Error::InvalidRequest(rejection.body_text())
-        } else {
-            Error::Internal(rejection.body_text())
+            Error::ImagePool(_)
+            | Error::Path(_)
+            | Error::Config(_)
+            | Error::Url(_)
+            | Error::EnqueueUri { .. }
+            | Error::Report(_)
+            | Error::HttpClient(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -9,39 +9,52 @@
 //! and per-second bins, so memory stays flat for millions of requests. A report folder holds
 //! `stats.json`, PNG plots and a `report.html`.
 //!
-//! Entry points: [`run_load_test`] (library; the CLI and the local demo), [`run`] (the HTTP
-//! server of `load-tester serve`) and [`cli::run`] (`load-tester run`).
+//! Entry points: [`run`](fn@run) (the HTTP server of `load-tester serve`),
+//! [`run_load_test`] (one test with its own `/storeLatency` receiver: the CLI and the local
+//! demo) and [`run_command::run`] (`load-tester run`).
 //!
 //! # Layout
+//! Service skeleton:
+//! - [`config`]: the command line and environment (clap), validated into settings.
+//! - [`state`]: what the handlers share (run store, metrics, control settings).
+//! - [`routes`]: the router, the handlers and their bodies, the bearer-token check.
+//! - [`server`]: `serve` with graceful shutdown, the receiver alone, [`run_load_test`].
+//! - [`error`]: the error enum, its codes and its one `IntoResponse`.
+//! - [`metrics`]: Prometheus metrics.
+//!
+//! Domain, from the bottom up:
 //! - [`workload`]: the workload file format and its errors.
-//! - [`pool`]: the image pool, read and base64-encoded once.
-//! - [`schedule`]: the plan of intended send times (uniform or Poisson arrivals).
-//! - [`sender`]: the pacer thread and the send tasks (open loop).
+//! - [`base_url`]: `http://` base URLs and their endpoints.
+//! - [`image_pool`]: the image pool, read and base64-encoded once.
+//! - [`schedule`]: the arrival processes and the plan of intended send times.
 //! - [`ledger`]: one run's per-request flags, histograms and per-second bins.
-//! - [`store`]: runs, progress and the `/storeLatency` intake.
-//! - [`stats`]: the numbers of `stats.json`.
 //! - [`sampler`]: time series sampled during a run (dispatcher `/stats`, Prometheus gauges).
+//! - [`store`]: runs, progress and the record intake behind `/storeLatency`.
+//! - [`sender`]: the pacer thread and the send tasks (open loop).
+//! - [`stats`]: the numbers of `stats.json` and their names.
+//! - [`threshold`]: `--fail-on` conditions.
 //! - [`report`]: plots and `report.html`.
-//! - [`run`](mod@run): one test from start to report.
-//! - [`server`], [`routes`]: the HTTP API.
-//! - [`config`], [`cli`], [`threshold`]: command line, `load-tester run`, `--fail-on`.
-//! - [`error`], [`metrics`]: error responses and Prometheus metrics.
+//! - [`run`](mod@run): the run engine, one test from start to report (no HTTP serving).
+//! - [`run_command`]: runs `load-tester run` (progress bar, summary, exit code); named apart
+//!   from [`config`], which holds the clap types of every command.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod cli;
+pub mod base_url;
 pub mod config;
 pub mod error;
+pub mod image_pool;
 pub mod ledger;
 pub mod metrics;
-pub mod pool;
 pub mod report;
 pub mod routes;
 pub mod run;
+pub mod run_command;
 pub mod sampler;
 pub mod schedule;
 pub mod sender;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod store;
 pub mod threshold;
@@ -50,12 +63,13 @@ pub use harness_core::workload;
 
 pub use config::{Cli, Command, GeneratorArgs, RunArgs, ServeConfig};
 pub use error::Error;
-pub use pool::{ImagePool, PoolImage};
+pub use image_pool::{ImagePool, PoolImage};
 pub use report::ReportFiles;
-pub use run::{RunOptions, RunOutcome, run_load_test};
+pub use run::{RunOptions, RunOutcome};
 pub use sampler::{FnSampler, Sample, Sampler, SeriesKind};
-pub use schedule::Arrivals;
-pub use server::run;
+pub use schedule::{ArrivalProcess, Arrivals};
+pub use server::{run, run_load_test};
+pub use state::AppState;
 pub use stats::{LatencySummary, Stats};
 pub use store::{Phase, Progress};
 pub use workload::Workload;

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
-            Ok(load_tester::cli::run(args, harness_core::shutdown_signal()).await)
+            Ok(load_tester::run_command::run(args, harness_core::shutdown_signal()).await)
         }
     }
 }

@@ -1,25 +1,106 @@
-//! The HTTP handlers. Bodies are camelCase JSON; errors are `{"error":{"code","message"}}`.
+//! The router and its handlers. Bodies are camelCase JSON; errors are
+//! `{"error":{"code","message"}}`.
+//!
+//! Control endpoints (`POST /runLoadTest`, `POST /generateReport`) take an optional bearer
+//! token; `server::run` decides whether serving them without one is allowed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{StatusCode, Uri, header};
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
 use harness_core::wire::{LatencyBatch, StoreLatencyResponse};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use tower::ServiceBuilder;
 
-use crate::config::parse_base_url;
+use crate::base_url::parse_base_url;
 use crate::error::Error;
-use crate::pool::ImagePool;
+use crate::image_pool::ImagePool;
 use crate::report::write_report;
 use crate::run::{RunOptions, execute, prepare};
-use crate::schedule::Arrivals;
-use crate::server::{AppState, Control};
+use crate::schedule::{ArrivalProcess, UnknownArrivals};
+use crate::state::{AppState, Control};
 use crate::stats::Stats;
 use crate::store::{Progress, RunState};
 use crate::workload::Workload;
+
+/// Defaults of the embedded receiver (the CLI and library have no flags for these).
+const RECEIVER_MAX_BODY: usize = 16 * 1024 * 1024;
+const RECEIVER_TIMEOUT: Duration = Duration::from_secs(30);
+const RECEIVER_CONCURRENCY: usize = 256;
+
+/// The router: receiver routes always, control routes when `state` has them.
+pub fn app(state: AppState) -> Router {
+    let (max_body, timeout, concurrency) = match &state.control {
+        Some(c) => (
+            c.config.max_body_bytes,
+            c.config.http_timeout,
+            c.config.max_concurrent_requests,
+        ),
+        None => (RECEIVER_MAX_BODY, RECEIVER_TIMEOUT, RECEIVER_CONCURRENCY),
+    };
+    let mut router = Router::new()
+        .route("/storeLatency", post(store_latency))
+        .route("/runs/current", get(current_run))
+        .route("/runs/{id}", get(run_progress))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz));
+    if state.control.is_some() {
+        let control = Router::new()
+            .route("/runLoadTest", post(start_run))
+            .route("/generateReport", post(generate_report))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        router = router.merge(control);
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            ServiceBuilder::new()
+                // Overload: a fast 503 with Retry-After instead of an unbounded backlog.
+                .layer(HandleErrorLayer::new(handle_layer_error))
+                .load_shed()
+                .concurrency_limit(concurrency)
+                .timeout(timeout),
+        )
+        .layer(panic_guard())
+        .layer(trace_layer())
+        .with_state(state)
+}
+
+/// Bearer-token check of the control endpoints (no-op without a configured token).
+async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, Error> {
+    let expected = state.control()?.config.auth_token.as_deref();
+    if let Some(expected) = expected {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return Err(Error::Unauthorized);
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// `axum::Json` whose rejections (bad JSON, wrong content type, body too large) come out in
 /// the project's error shape.
@@ -41,11 +122,25 @@ pub struct RunRequest {
     /// Rates as a JSON array, or the text of a workload file.
     pub workload: Option<WorkloadSpec>,
     pub dispatcher_url: Option<String>,
-    /// `uniform` or `poisson`.
-    pub arrivals: Option<String>,
+    /// `uniform` or `poisson`, in any case. An unknown name is kept rather than refused by
+    /// serde, so that it is answered 400 `invalid_request` (serde's refusal would be a 422
+    /// `invalid_json`).
+    #[serde(default, deserialize_with = "requested_arrivals")]
+    pub arrivals: Option<Result<ArrivalProcess, UnknownArrivals>>,
     pub seed: Option<u64>,
 }
 
+/// The `arrivals` field: a string (or null) read as an arrival process when it names one.
+fn requested_arrivals<'de, D>(
+    deserializer: D,
+) -> Result<Option<Result<ArrivalProcess, UnknownArrivals>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(Option::<String>::deserialize(deserializer)?.map(|name| name.parse()))
+}
+
+/// The `workload` field of `POST /runLoadTest`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum WorkloadSpec {
@@ -84,36 +179,28 @@ pub struct ReportWritten {
     pub stats: Stats,
 }
 
-impl Control {
-    /// Run options from the server's settings overridden by the request.
-    async fn options_for(&self, request: RunRequest) -> Result<RunOptions, Error> {
-        let args = &self.config.generator;
-        let mut settings = args.settings()?;
-        if let Some(url) = &request.dispatcher_url {
-            settings.dispatcher_url =
-                parse_base_url(url).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        }
-        let seed = request.seed.unwrap_or(args.seed);
-        let arrivals = match request.arrivals.as_deref() {
-            Some(name) => Arrivals::parse(name, seed).ok_or_else(|| {
-                Error::InvalidRequest(format!("arrivals must be uniform or poisson, got {name:?}"))
-            })?,
-            None => match settings.arrivals {
-                Arrivals::Poisson { .. } => Arrivals::Poisson { seed },
-                uniform => uniform,
-            },
-        };
-        let workload = match request.workload {
-            Some(WorkloadSpec::Rates(rates)) => Workload::from_numbers(&rates, "workload")?,
-            Some(WorkloadSpec::Text(text)) => Workload::parse(&text, "workload")?,
-            None => Workload::load(&args.workload)?,
-        };
-        let (pool, _) = ImagePool::load(args.images.clone(), args.resize).await?;
-        let mut options = RunOptions::with_settings(workload, Arc::new(pool), args, settings);
-        options.arrivals = arrivals;
-        options.max_requests = request.max_images.or(args.max_images);
-        Ok(options)
+/// Run options from the server's settings overridden by the request.
+async fn run_options(control: &Control, request: RunRequest) -> Result<RunOptions, Error> {
+    let args = &control.config.generator;
+    let mut settings = args.settings()?;
+    if let Some(url) = &request.dispatcher_url {
+        settings.dispatcher_url = parse_base_url(url).map_err(Error::DispatcherUrl)?;
     }
+    let seed = request.seed.unwrap_or(args.seed);
+    let process = match request.arrivals {
+        Some(requested) => requested?,
+        None => settings.arrivals.process(),
+    };
+    let workload = match request.workload {
+        Some(WorkloadSpec::Rates(rates)) => Workload::from_numbers(&rates, "workload")?,
+        Some(WorkloadSpec::Text(text)) => Workload::parse(&text, "workload")?,
+        None => Workload::load(&args.workload)?,
+    };
+    let (pool, _) = ImagePool::load(args.images.clone(), args.resize).await?;
+    let mut options = RunOptions::with_settings(workload, Arc::new(pool), args, settings);
+    options.arrivals = process.with_seed(seed);
+    options.max_requests = request.max_images.or(args.max_images);
+    Ok(options)
 }
 
 /// `POST /runLoadTest`: 202 with the run id, 409 while another run is active.
@@ -126,7 +213,7 @@ pub async fn start_run(
     if let Some(active) = state.store.active() {
         return Err(Error::RunActive(active.id().to_owned()));
     }
-    let options = control.options_for(request).await?;
+    let options = run_options(&control, request).await?;
     let prepared = prepare(options, &state.store, &state.metrics).await?;
     let started = {
         let ledger = crate::store::lock(&prepared.state.ledger);
@@ -218,4 +305,37 @@ pub async fn not_found(uri: Uri) -> Error {
 
 pub async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn arrivals_are_typed_and_unknown_names_kept() {
+        let parse = |body: &str| serde_json::from_str::<RunRequest>(body).map(|r| r.arrivals);
+        assert_eq!(
+            parse(r#"{"arrivals":"Poisson"}"#).unwrap(),
+            Some(Ok(ArrivalProcess::Poisson))
+        );
+        assert_eq!(parse(r#"{"arrivals":null}"#).unwrap(), None);
+        assert_eq!(parse("{}").unwrap(), None);
+        let unknown = parse(r#"{"arrivals":"bursty"}"#)
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            Error::from(unknown).to_string(),
+            "invalid request: arrivals must be uniform or poisson, got \"bursty\""
+        );
+        assert!(parse(r#"{"arrivals":5}"#).is_err());
+    }
 }

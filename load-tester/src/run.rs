@@ -1,10 +1,10 @@
-//! One load test from start to report: the library API the CLI, the HTTP server and the
-//! in-process demo share.
+//! The run engine: one load test from start to report, shared by the CLI, the HTTP server and
+//! the in-process demo. It knows nothing of HTTP serving: records reach it through the
+//! [`RunStore`] its caller feeds (`server` serves the `/storeLatency` receiver around it).
 //!
-//! [`run_load_test`] serves its own `/storeLatency` receiver on the listener it is given, runs
-//! the schedule, waits for the records of accepted requests (up to the drain timeout), writes
-//! the report and returns the stats. The pieces are public for callers that host the receiver
-//! themselves (the `serve` mode): [`prepare`] then [`execute`].
+//! [`run_and_report`] runs the schedule, waits for the records of accepted requests (up to the
+//! drain timeout), writes the report and returns the stats. The `serve` mode, which reports on
+//! request, uses the pieces: [`prepare`] then [`execute`].
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,19 +13,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 use reqwest::Url;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{GeneratorArgs, GeneratorSettings, endpoint};
+use crate::base_url::endpoint;
+use crate::config::{GeneratorArgs, GeneratorSettings};
 use crate::error::Error;
+use crate::image_pool::ImagePool;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
-use crate::pool::ImagePool;
 use crate::report::{ReportFiles, write_report};
 use crate::sampler::{DispatcherStatsSampler, MetricsSampler, Sampler, sample_all};
 use crate::schedule::{Arrivals, Plan};
 use crate::sender::{EnqueueClient, Generator};
-use crate::server::{AppState, serve_receiver};
 use crate::stats::Stats;
 use crate::store::{Phase, Progress, RunInfo, RunState, RunStore, lock};
 use crate::workload::Workload;
@@ -166,19 +165,10 @@ async fn preflight(client: &reqwest::Client, dispatcher: &Url) -> Result<(), Err
     let url = endpoint(dispatcher, "healthz");
     match client.get(url).timeout(Duration::from_secs(3)).send().await {
         Ok(_) => Ok(()),
-        Err(err) => {
-            // reqwest's message is generic; the cause ("Connection refused") is at the bottom.
-            let mut reason = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                reason = format!("{reason}: {cause}");
-                source = cause.source();
-            }
-            Err(Error::DispatcherUnreachable {
-                url: dispatcher.to_string(),
-                reason,
-            })
-        }
+        Err(source) => Err(Error::DispatcherUnreachable {
+            url: dispatcher.to_string(),
+            source,
+        }),
     }
 }
 
@@ -193,7 +183,7 @@ pub async fn prepare(
         .connect_timeout(options.request_timeout.min(Duration::from_secs(5)))
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(Error::HttpClient)?;
     if options.preflight {
         preflight(&client, &options.dispatcher_url).await?;
     }
@@ -202,20 +192,7 @@ pub async fn prepare(
         options.arrivals,
         options.max_requests,
     ));
-    let run_id = new_run_id();
-    let start = Instant::now() + START_DELAY;
-    let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
-    let info = RunInfo {
-        run_id: run_id.clone(),
-        dispatcher_url: options.dispatcher_url.to_string(),
-        arrivals: options.arrivals.name(),
-        max_requests: options.max_requests,
-        concurrency: options.concurrency,
-        images: options.pool.len(),
-    };
-    let ledger = Ledger::new(run_id, plan.clone(), start_unix_ms);
-    let state = Arc::new(RunState::new(info, start, ledger));
-    store.insert(state.clone());
+    let state = register(&options, plan.clone(), store);
 
     let mut samplers = options.samplers.clone();
     if options.sample_dispatcher {
@@ -223,8 +200,12 @@ pub async fn prepare(
         samplers.push(Arc::new(sampler));
     }
     let enqueue_url = endpoint(&options.dispatcher_url, "enqueue");
-    let enqueue = EnqueueClient::new(&enqueue_url, options.request_timeout)
-        .map_err(|e| Error::Config(format!("invalid dispatcher URL {enqueue_url}: {e}")))?;
+    let enqueue = EnqueueClient::new(&enqueue_url, options.request_timeout).map_err(|source| {
+        Error::EnqueueUri {
+            url: enqueue_url.to_string(),
+            source,
+        }
+    })?;
     let generator = Arc::new(Generator {
         client: enqueue,
         pool: options.pool.clone(),
@@ -238,6 +219,25 @@ pub async fn prepare(
         samplers,
         options,
     })
+}
+
+/// A new run of `plan`, due to start in [`START_DELAY`], added to `store`.
+fn register(options: &RunOptions, plan: Arc<Plan>, store: &RunStore) -> Arc<RunState> {
+    let run_id = new_run_id();
+    let start = Instant::now() + START_DELAY;
+    let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
+    let info = RunInfo {
+        run_id: run_id.clone(),
+        dispatcher_url: options.dispatcher_url.to_string(),
+        arrivals: options.arrivals.process(),
+        max_requests: options.max_requests,
+        concurrency: options.concurrency,
+        images: options.pool.len(),
+    };
+    let ledger = Ledger::new(run_id, plan, start_unix_ms);
+    let state = Arc::new(RunState::new(info, start, ledger));
+    store.insert(state.clone());
+    state
 }
 
 /// Sends the schedule, waits for the records, and leaves the run `Done` or `Interrupted`.
@@ -351,13 +351,15 @@ async fn sample_loop(
     }
 }
 
-/// Runs a whole test with an embedded `/storeLatency` receiver on `receiver`, writes the
-/// report and returns it. `progress` is called every 250 ms and once at the end. When
-/// `shutdown` resolves, sending stops, records get a few more seconds, and the report of what
-/// was collected is still written (`interrupted` is then true).
-pub async fn run_load_test<P, S>(
+/// Runs a whole test whose records arrive through `store`, writes the report and returns it.
+/// Whoever calls this feeds `store` (the `/storeLatency` receiver of
+/// `server::run_load_test`, or the caller's own). `progress` is called every 250 ms
+/// and once at the end. When `shutdown` resolves, sending stops, records get a few more
+/// seconds, and the report of what was collected is still written (`interrupted` is then true).
+pub async fn run_and_report<P, S>(
     options: RunOptions,
-    receiver: TcpListener,
+    store: &RunStore,
+    metrics: &Metrics,
     progress: P,
     shutdown: S,
 ) -> Result<RunOutcome, Error>
@@ -365,18 +367,6 @@ where
     P: Fn(&Progress) + Send + Sync + 'static,
     S: Future<Output = ()> + Send + 'static,
 {
-    let metrics = Metrics::new();
-    let store = Arc::new(RunStore::new());
-    let receiver_stop = CancellationToken::new();
-    let app = AppState::receiver(store.clone(), metrics.clone());
-    let server = tokio::spawn(serve_receiver(
-        receiver,
-        app,
-        receiver_stop.clone().cancelled_owned(),
-    ));
-    // Stops the receiver however this function exits.
-    let _stop_receiver = receiver_stop.clone().drop_guard();
-
     let cancel = CancellationToken::new();
     let on_shutdown = {
         let cancel = cancel.clone();
@@ -389,37 +379,35 @@ where
 
     let reports_dir = options.reports_dir.clone();
     let total_requests = options.total_requests;
-    let prepared = prepare(options, &store, &metrics).await?;
+    let prepared = prepare(options, store, metrics).await?;
     let state = prepared.state.clone();
-
-    let ticker = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PROGRESS_EVERY);
-            loop {
-                every.tick().await;
-                progress(&state.progress());
-                if !state.phase().is_active() {
-                    return;
-                }
-            }
-        })
-    };
-    let phase = execute(prepared, &metrics, cancel).await;
+    let ticker = tokio::spawn(report_progress(state.clone(), progress));
+    let phase = execute(prepared, metrics, cancel).await;
     // The ticker reports the final state once more, then returns.
     let _ = ticker.await;
 
     let (stats, report) = write_report(&state, total_requests, &reports_dir).await?;
-    receiver_stop.cancel();
-    if let Ok(Err(err)) = server.await {
-        tracing::warn!(%err, "receiver stopped with an error");
-    }
     Ok(RunOutcome {
         run_id: state.id().to_owned(),
         stats,
         report,
         interrupted: phase == Phase::Interrupted,
     })
+}
+
+/// Calls `progress` every [`PROGRESS_EVERY`] until the run is over, then once more.
+async fn report_progress<P>(state: Arc<RunState>, progress: P)
+where
+    P: Fn(&Progress) + Send + Sync + 'static,
+{
+    let mut every = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        every.tick().await;
+        progress(&state.progress());
+        if !state.phase().is_active() {
+            return;
+        }
+    }
 }
 
 /// Aborts a task when dropped.

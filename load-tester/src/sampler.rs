@@ -74,7 +74,7 @@ impl DispatcherStatsSampler {
     pub fn new(client: reqwest::Client, dispatcher: &Url) -> Self {
         Self {
             client,
-            url: crate::config::endpoint(dispatcher, "stats"),
+            url: crate::base_url::endpoint(dispatcher, "stats"),
         }
     }
 }

@@ -5,13 +5,68 @@
 //! a request's sequence number maps back to its second with a binary search instead of a
 //! per-request table. The offsets inside a second are produced lazily by [`Plan::slots`].
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
+use clap::ValueEnum;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
+use serde::{Deserialize, Serialize};
 
 use crate::workload::Workload;
+
+/// The arrival process by the name users write and read: `--arrivals`, the `arrivals` field
+/// of `POST /runLoadTest` and of `stats.json` (`uniform`, `poisson`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalProcess {
+    Uniform,
+    Poisson,
+}
+
+/// An arrival process name that is neither `uniform` nor `poisson`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("arrivals must be uniform or poisson, got {0:?}")]
+pub struct UnknownArrivals(pub String);
+
+impl ArrivalProcess {
+    /// The stable name: `uniform` or `poisson`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArrivalProcess::Uniform => "uniform",
+            ArrivalProcess::Poisson => "poisson",
+        }
+    }
+
+    /// The process with its seed (used by Poisson only).
+    pub fn with_seed(self, seed: u64) -> Arrivals {
+        match self {
+            ArrivalProcess::Uniform => Arrivals::Uniform,
+            ArrivalProcess::Poisson => Arrivals::Poisson { seed },
+        }
+    }
+}
+
+impl FromStr for ArrivalProcess {
+    type Err = UnknownArrivals;
+
+    /// Any case: `Poisson` is as good as `poisson` in a request body.
+    fn from_str(name: &str) -> Result<Self, UnknownArrivals> {
+        match name.to_ascii_lowercase().as_str() {
+            "uniform" => Ok(ArrivalProcess::Uniform),
+            "poisson" => Ok(ArrivalProcess::Poisson),
+            _ => Err(UnknownArrivals(name.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for ArrivalProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// How requests are spread inside each second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,20 +78,24 @@ pub enum Arrivals {
 }
 
 impl Arrivals {
-    /// Parses `uniform` or `poisson` (the seed comes from its own setting).
+    /// Parses `uniform` or `poisson` in any case (the seed comes from its own setting).
     pub fn parse(name: &str, seed: u64) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "uniform" => Some(Arrivals::Uniform),
-            "poisson" => Some(Arrivals::Poisson { seed }),
-            _ => None,
+        name.parse::<ArrivalProcess>()
+            .ok()
+            .map(|process| process.with_seed(seed))
+    }
+
+    /// The process without its seed.
+    pub fn process(self) -> ArrivalProcess {
+        match self {
+            Arrivals::Uniform => ArrivalProcess::Uniform,
+            Arrivals::Poisson { .. } => ArrivalProcess::Poisson,
         }
     }
 
+    /// The process's stable name (`uniform`, `poisson`).
     pub fn name(self) -> &'static str {
-        match self {
-            Arrivals::Uniform => "uniform",
-            Arrivals::Poisson { .. } => "poisson",
-        }
+        self.process().name()
     }
 }
 

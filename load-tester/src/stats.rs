@@ -2,10 +2,12 @@
 //! read this one structure. The schema is documented field by field in the crate README.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::ArrivalProcess;
 use crate::store::{Phase, RunState, lock};
 
 /// Bumped on any incompatible change to [`Stats`].
@@ -13,6 +15,87 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Ids of missing requests listed in `stats.json`, to start an investigation from.
 const MISSING_IDS_SAMPLE: usize = 20;
+
+/// Declares an enum of `stats.json` names from one list: the variants, their stable names,
+/// [`ALL`](Statistic::ALL) in the order error messages list them, parsing and `Display`.
+macro_rules! stats_names {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $(#[doc = concat!("`", $text, "`")] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order of `stats.json`.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The stable name, as in `stats.json` and `--fail-on`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The value of a name (case-sensitive, like the JSON keys).
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|value| value.name() == name)
+            }
+
+            /// Every name, for error messages.
+            pub fn names() -> Vec<&'static str> {
+                Self::ALL.iter().map(|value| value.name()).collect()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+stats_names! {
+    /// A statistic of a [`LatencySummary`].
+    Statistic {
+        Min = "min",
+        Mean = "mean",
+        P50 = "p50",
+        P90 = "p90",
+        P95 = "p95",
+        P99 = "p99",
+        P999 = "p999",
+        Max = "max",
+    }
+}
+
+stats_names! {
+    /// A latency object of [`Stats`], by its `stats.json` name without the `Ms` suffix.
+    Distribution {
+        Latency = "latency",
+        QueueWait = "queueWait",
+        Inference = "inference",
+        Enqueue = "enqueue",
+        ScheduleLag = "scheduleLag",
+    }
+}
+
+stats_names! {
+    /// A counter of [`Stats`], by its `stats.json` name.
+    Counter {
+        Sent = "sent",
+        Accepted = "accepted",
+        Rejected = "rejected",
+        SendErrors = "sendErrors",
+        Completed = "completed",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Missing = "missing",
+        Duplicates = "duplicates",
+        Unmatched = "unmatched",
+    }
+}
 
 /// Distribution of one duration, in milliseconds. Percentiles come from an HDR histogram with
 /// 3 significant digits: each is within 0.1% of the exact value.
@@ -51,19 +134,18 @@ impl LatencySummary {
         })
     }
 
-    /// A statistic by its name in `stats.json` (`p99`, `mean`, ...).
-    pub fn get(&self, stat: &str) -> Option<f64> {
-        Some(match stat {
-            "min" => self.min,
-            "mean" => self.mean,
-            "p50" => self.p50,
-            "p90" => self.p90,
-            "p95" => self.p95,
-            "p99" => self.p99,
-            "p999" => self.p999,
-            "max" => self.max,
-            _ => return None,
-        })
+    /// One statistic of the distribution.
+    pub fn get(&self, stat: Statistic) -> f64 {
+        match stat {
+            Statistic::Min => self.min,
+            Statistic::Mean => self.mean,
+            Statistic::P50 => self.p50,
+            Statistic::P90 => self.p90,
+            Statistic::P95 => self.p95,
+            Statistic::P99 => self.p99,
+            Statistic::P999 => self.p999,
+            Statistic::Max => self.max,
+        }
     }
 }
 
@@ -77,7 +159,7 @@ pub struct Stats {
     /// Wall-clock time of the schedule's offset zero, Unix epoch ms.
     pub started_at_ms: f64,
     pub dispatcher_url: String,
-    pub arrivals: String,
+    pub arrivals: ArrivalProcess,
     pub workload_seconds: u64,
     /// Requests the schedule planned (workload total, capped by `maxImages`).
     pub planned: u64,
@@ -123,7 +205,7 @@ impl Stats {
             phase,
             started_at_ms: ledger.start_unix_ms(),
             dispatcher_url: run.info.dispatcher_url.clone(),
-            arrivals: run.info.arrivals.to_owned(),
+            arrivals: run.info.arrivals,
             workload_seconds: ledger.plan().seconds() as u64,
             planned: ledger.plan().total(),
             total_requests,
@@ -158,37 +240,32 @@ impl Stats {
         }
     }
 
-    /// A latency object by its `stats.json` name without the `Ms` suffix (`latency`,
-    /// `queueWait`, `inference`, `enqueue`, `scheduleLag`).
-    pub fn latency(&self, name: &str) -> Option<Option<&LatencySummary>> {
-        Some(
-            match name {
-                "latency" => &self.latency_ms,
-                "queueWait" => &self.queue_wait_ms,
-                "inference" => &self.inference_ms,
-                "enqueue" => &self.enqueue_ms,
-                "scheduleLag" => &self.schedule_lag_ms,
-                _ => return None,
-            }
-            .as_ref(),
-        )
+    /// One latency object; `None` when it had no samples.
+    pub fn latency(&self, distribution: Distribution) -> Option<&LatencySummary> {
+        match distribution {
+            Distribution::Latency => &self.latency_ms,
+            Distribution::QueueWait => &self.queue_wait_ms,
+            Distribution::Inference => &self.inference_ms,
+            Distribution::Enqueue => &self.enqueue_ms,
+            Distribution::ScheduleLag => &self.schedule_lag_ms,
+        }
+        .as_ref()
     }
 
-    /// A counter by its `stats.json` name.
-    pub fn counter(&self, name: &str) -> Option<u64> {
-        Some(match name {
-            "sent" => self.sent,
-            "accepted" => self.accepted,
-            "rejected" => self.rejected,
-            "sendErrors" => self.send_errors,
-            "completed" => self.completed,
-            "succeeded" => self.succeeded,
-            "failed" => self.failed,
-            "missing" => self.missing,
-            "duplicates" => self.duplicates,
-            "unmatched" => self.unmatched,
-            _ => return None,
-        })
+    /// One counter.
+    pub fn counter(&self, counter: Counter) -> u64 {
+        match counter {
+            Counter::Sent => self.sent,
+            Counter::Accepted => self.accepted,
+            Counter::Rejected => self.rejected,
+            Counter::SendErrors => self.send_errors,
+            Counter::Completed => self.completed,
+            Counter::Succeeded => self.succeeded,
+            Counter::Failed => self.failed,
+            Counter::Missing => self.missing,
+            Counter::Duplicates => self.duplicates,
+            Counter::Unmatched => self.unmatched,
+        }
     }
 
     /// Requests that did not succeed (rejected, send errors, failed, missing) over the total.

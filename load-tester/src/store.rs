@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use crate::ledger::{Ledger, RecordOutcome, parse_request_id};
 use crate::metrics::Metrics;
 use crate::sampler::Timeline;
+use crate::schedule::ArrivalProcess;
 
 /// Runs kept in memory for `/runs/{id}`, reports and late records.
 const KEEP_RUNS: usize = 16;
@@ -49,7 +50,7 @@ impl Phase {
 pub struct RunInfo {
     pub run_id: String,
     pub dispatcher_url: String,
-    pub arrivals: &'static str,
+    pub arrivals: ArrivalProcess,
     pub max_requests: Option<u64>,
     pub concurrency: usize,
     pub images: usize,

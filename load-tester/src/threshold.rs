@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::stats::Stats;
+use crate::stats::{Counter, Distribution, Statistic, Stats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -32,15 +32,80 @@ impl Op {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// What a condition measures: one enum for every name `--fail-on` knows, built from the
+/// `stats.json` names of [`Statistic`], [`Distribution`] and [`Counter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Metric {
-    /// Distribution name as in `stats.json` without `Ms`, and the statistic.
+    /// `[distribution.]stat`; the distribution defaults to `latency`.
     Latency {
-        distribution: String,
-        stat: String,
+        distribution: Distribution,
+        stat: Statistic,
     },
-    Counter(String),
+    Counter(Counter),
     FailureRate,
+}
+
+impl Metric {
+    const FAILURE_RATE: &'static str = "failureRate";
+
+    /// `failureRate`, a counter, or `[distribution.]stat`.
+    fn from_name(name: &str) -> Option<Self> {
+        if name == Self::FAILURE_RATE {
+            return Some(Metric::FailureRate);
+        }
+        if let Some(counter) = Counter::from_name(name) {
+            return Some(Metric::Counter(counter));
+        }
+        let (distribution, stat) = name.split_once('.').unwrap_or(("latency", name));
+        Some(Metric::Latency {
+            distribution: Distribution::from_name(distribution)?,
+            stat: Statistic::from_name(stat)?,
+        })
+    }
+
+    /// The message for a name that is none of the above, listing every known one.
+    fn unknown(text: &str, name: &str) -> String {
+        format!(
+            "{text:?}: unknown metric {name:?}; expected [distribution.]stat with stat in \
+             {:?} and distribution in {:?}, a counter in {:?}, or {}",
+            Statistic::names(),
+            Distribution::names(),
+            Counter::names(),
+            Self::FAILURE_RATE,
+        )
+    }
+
+    /// Reads the threshold's value: a duration in ms, a count, or a ratio (`0.01`, `1%`).
+    fn parse_value(self, value: &str) -> Option<f64> {
+        match self {
+            Metric::Latency { .. } => parse_millis(value),
+            Metric::Counter(_) => value.parse::<f64>().ok(),
+            Metric::FailureRate => match value.strip_suffix('%') {
+                Some(percent) => percent.parse::<f64>().ok().map(|p| p / 100.0),
+                None => value.parse::<f64>().ok(),
+            },
+        }
+    }
+
+    /// The observed value; `None` for a distribution without samples.
+    fn observe(self, stats: &Stats) -> Option<f64> {
+        match self {
+            Metric::Latency { distribution, stat } => {
+                stats.latency(distribution).map(|summary| summary.get(stat))
+            }
+            Metric::Counter(counter) => Some(stats.counter(counter) as f64),
+            Metric::FailureRate => Some(stats.failure_ratio()),
+        }
+    }
+
+    /// An observed value as a violation shows it.
+    fn format(self, observed: f64) -> String {
+        match self {
+            Metric::Latency { .. } => format!("{observed:.1}ms"),
+            Metric::FailureRate => format!("{:.2}%", observed * 100.0),
+            Metric::Counter(_) => format!("{observed}"),
+        }
+    }
 }
 
 /// One `--fail-on` condition.
@@ -67,27 +132,6 @@ impl fmt::Display for Violation {
     }
 }
 
-const STATS: [&str; 8] = ["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
-const DISTRIBUTIONS: [&str; 5] = [
-    "latency",
-    "queueWait",
-    "inference",
-    "enqueue",
-    "scheduleLag",
-];
-const COUNTERS: [&str; 10] = [
-    "sent",
-    "accepted",
-    "rejected",
-    "sendErrors",
-    "completed",
-    "succeeded",
-    "failed",
-    "missing",
-    "duplicates",
-    "unmatched",
-];
-
 impl Threshold {
     /// Parses a condition (the clap value parser of `--fail-on`).
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -97,23 +141,11 @@ impl Threshold {
             .find_map(|&(symbol, op)| compact.find(symbol).map(|at| (at, op, symbol.len())))
             .ok_or_else(|| format!("{text:?}: expected <metric><op><value> with op > >= < <="))?;
         let (name, value) = (&compact[..at], &compact[at + len..]);
-        let metric = parse_metric(name).ok_or_else(|| {
-            format!(
-                "{text:?}: unknown metric {name:?}; expected [distribution.]stat with stat in \
-                 {STATS:?} and distribution in {DISTRIBUTIONS:?}, a counter in {COUNTERS:?}, or \
-                 failureRate"
-            )
-        })?;
-        let value = match metric {
-            Metric::Latency { .. } => parse_millis(value),
-            Metric::Counter(_) => value.parse::<f64>().ok(),
-            Metric::FailureRate => match value.strip_suffix('%') {
-                Some(percent) => percent.parse::<f64>().ok().map(|p| p / 100.0),
-                None => value.parse::<f64>().ok(),
-            },
-        }
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("{text:?}: cannot read the value {value:?}"))?;
+        let metric = Metric::from_name(name).ok_or_else(|| Metric::unknown(text, name))?;
+        let value = metric
+            .parse_value(value)
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("{text:?}: cannot read the value {value:?}"))?;
         Ok(Self {
             text: compact,
             metric,
@@ -124,26 +156,16 @@ impl Threshold {
 
     /// `Some` when the condition holds for these stats (the run should fail).
     pub fn check(&self, stats: &Stats) -> Option<Violation> {
-        let observed = match &self.metric {
-            Metric::Latency { distribution, stat } => match stats.latency(distribution).flatten() {
-                Some(summary) => summary.get(stat),
-                None => {
-                    return Some(Violation {
-                        threshold: self.text.clone(),
-                        observed: "no samples".into(),
-                    });
-                }
-            },
-            Metric::Counter(name) => stats.counter(name).map(|c| c as f64),
-            Metric::FailureRate => Some(stats.failure_ratio()),
-        }?;
+        let Some(observed) = self.metric.observe(stats) else {
+            // A distribution without samples cannot show it is within bounds.
+            return Some(Violation {
+                threshold: self.text.clone(),
+                observed: "no samples".into(),
+            });
+        };
         self.op.holds(observed, self.value).then(|| Violation {
             threshold: self.text.clone(),
-            observed: match self.metric {
-                Metric::Latency { .. } => format!("{observed:.1}ms"),
-                Metric::FailureRate => format!("{:.2}%", observed * 100.0),
-                Metric::Counter(_) => format!("{observed}"),
-            },
+            observed: self.metric.format(observed),
         })
     }
 }
@@ -152,20 +174,6 @@ impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
-}
-
-fn parse_metric(name: &str) -> Option<Metric> {
-    if name == "failureRate" {
-        return Some(Metric::FailureRate);
-    }
-    if COUNTERS.contains(&name) {
-        return Some(Metric::Counter(name.to_owned()));
-    }
-    let (distribution, stat) = name.split_once('.').unwrap_or(("latency", name));
-    (DISTRIBUTIONS.contains(&distribution) && STATS.contains(&stat)).then(|| Metric::Latency {
-        distribution: distribution.to_owned(),
-        stat: stat.to_owned(),
-    })
 }
 
 /// A duration in milliseconds: `500ms`, `1.5s`, `250us`, or a bare number of ms.
@@ -255,5 +263,37 @@ mod tests {
         ] {
             assert!(Threshold::parse(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn unknown_metrics_list_every_known_name() {
+        let err = Threshold::parse("p98>1ms").unwrap_err();
+        assert_eq!(
+            err,
+            "\"p98>1ms\": unknown metric \"p98\"; expected [distribution.]stat with stat in \
+             [\"min\", \"mean\", \"p50\", \"p90\", \"p95\", \"p99\", \"p999\", \"max\"] and \
+             distribution in [\"latency\", \"queueWait\", \"inference\", \"enqueue\", \
+             \"scheduleLag\"], a counter in [\"sent\", \"accepted\", \"rejected\", \
+             \"sendErrors\", \"completed\", \"succeeded\", \"failed\", \"missing\", \
+             \"duplicates\", \"unmatched\"], or failureRate"
+        );
+    }
+
+    #[test]
+    fn metric_names_round_trip() {
+        for &stat in Statistic::ALL {
+            assert_eq!(Statistic::from_name(stat.name()), Some(stat));
+        }
+        for &distribution in Distribution::ALL {
+            assert_eq!(
+                Distribution::from_name(distribution.name()),
+                Some(distribution)
+            );
+        }
+        for &counter in Counter::ALL {
+            let metric = Metric::from_name(counter.name());
+            assert_eq!(metric, Some(Metric::Counter(counter)));
+        }
+        assert_eq!(Metric::from_name("failureRate"), Some(Metric::FailureRate));
     }
 }

@@ -7,7 +7,7 @@ use crate::demo::DemoOutcome;
 
 /// The whole summary, ready to print.
 pub fn render(outcome: &DemoOutcome) -> String {
-    let mut out = load_tester::cli::summary(&outcome.load);
+    let mut out = load_tester::run_command::summary(&outcome.load);
     let s = &outcome.load.stats;
     if let Some(l) = &s.latency_ms {
         let _ = writeln!(

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Plot, ReportData};
-use crate::stats::LatencySummary;
+use super::{PlotKind, ReportData};
+use crate::stats::{LatencySummary, Stats};
 
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1240px;
@@ -67,12 +67,24 @@ fn latency_row(out: &mut String, name: &str, summary: Option<&LatencySummary>) {
 }
 
 /// The page for a report whose drawn plots are `plots`.
-pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
+pub fn render(data: &ReportData, plots: &[PlotKind]) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    header(&mut out, data);
+    cards(&mut out, &data.stats);
+    requests_table(&mut out, &data.stats);
+    latency_table(&mut out, &data.stats);
+    failures(&mut out, &data.stats);
+    plot_figures(&mut out, plots);
+    footer(&mut out, data);
+    out
+}
+
+/// The document head, the title and the line describing the run.
+fn header(out: &mut String, data: &ReportData) {
     let s = &data.stats;
     let started = humantime::format_rfc3339_seconds(
         UNIX_EPOCH + Duration::from_secs_f64(s.started_at_ms.max(0.0) / 1000.0),
     );
-    let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -83,40 +95,42 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
          phase: {phase:?}</p>\n",
         id = escape(&s.run_id),
         url = escape(&s.dispatcher_url),
-        arrivals = escape(&s.arrivals),
+        arrivals = escape(s.arrivals.name()),
         secs = s.workload_seconds,
         images = data.images,
         phase = s.phase,
     );
+}
 
+/// The headline numbers; failures and missing requests are marked when above zero.
+fn cards(out: &mut String, s: &Stats) {
     out.push_str("<div class=\"cards\">");
     card(
-        &mut out,
+        out,
         "requests expected",
         &s.total_requests.to_string(),
         false,
     );
-    card(&mut out, "succeeded", &s.succeeded.to_string(), false);
+    card(out, "succeeded", &s.succeeded.to_string(), false);
     let failures = s.rejected + s.send_errors + s.failed;
     card(
-        &mut out,
+        out,
         "failed (all kinds)",
         &failures.to_string(),
         failures > 0,
     );
-    card(&mut out, "missing", &s.missing.to_string(), s.missing > 0);
-    card(
-        &mut out,
-        "throughput",
-        &format!("{:.1}/s", s.throughput_per_second),
-        false,
-    );
+    card(out, "missing", &s.missing.to_string(), s.missing > 0);
+    let throughput = format!("{:.1}/s", s.throughput_per_second);
+    card(out, "throughput", &throughput, false);
     let p99 = s
         .latency_ms
         .map_or("–".to_owned(), |l| format!("{:.0} ms", l.p99));
-    card(&mut out, "p99 latency", &p99, false);
+    card(out, "p99 latency", &p99, false);
     out.push_str("</div>\n");
+}
 
+/// Every counter of the run, one row each.
+fn requests_table(out: &mut String, s: &Stats) {
     out.push_str(
         "<h2>Requests</h2>\n<table><thead><tr><th>count</th><th>value</th></tr></thead><tbody>\n",
     );
@@ -151,39 +165,33 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
         );
     }
     out.push_str("</tbody></table>\n");
+}
 
+/// The five latency distributions, and why they can be trusted.
+fn latency_table(out: &mut String, s: &Stats) {
     out.push_str(
         "<h2>Latency (ms)</h2>\n<table><thead><tr><th>distribution</th><th>count</th>\
          <th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th>\
          <th>p99.9</th><th>max</th></tr></thead><tbody>\n",
     );
-    latency_row(
-        &mut out,
-        "end-to-end (queue wait + inference)",
-        s.latency_ms.as_ref(),
-    );
-    latency_row(&mut out, "queue wait", s.queue_wait_ms.as_ref());
-    latency_row(
-        &mut out,
-        "inference (incl. retries)",
-        s.inference_ms.as_ref(),
-    );
-    latency_row(
-        &mut out,
-        "enqueue (client, from intended send)",
-        s.enqueue_ms.as_ref(),
-    );
-    latency_row(
-        &mut out,
-        "schedule lag (generator)",
-        s.schedule_lag_ms.as_ref(),
-    );
+    for (name, summary) in [
+        ("end-to-end (queue wait + inference)", &s.latency_ms),
+        ("queue wait", &s.queue_wait_ms),
+        ("inference (incl. retries)", &s.inference_ms),
+        ("enqueue (client, from intended send)", &s.enqueue_ms),
+        ("schedule lag (generator)", &s.schedule_lag_ms),
+    ] {
+        latency_row(out, name, summary.as_ref());
+    }
     out.push_str(
         "</tbody></table>\n<p class=\"note\">Percentiles come from HDR histograms with 3 \
          significant digits. Enqueue times are measured from the <em>intended</em> send time, \
          so a late generator cannot hide latency (coordinated omission).</p>\n",
     );
+}
 
+/// Failures by code and the first missing ids, when there are any.
+fn failures(out: &mut String, s: &Stats) {
     if !s.failures_by_code.is_empty() {
         out.push_str("<h2>Failures by code</h2>\n<table><thead><tr><th>code</th><th>requests</th></tr></thead><tbody>\n");
         for (code, n) in &s.failures_by_code {
@@ -199,32 +207,40 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
             ids.join(", ")
         );
     }
+}
 
+/// The drawn plots, then a note for each plot that had no data.
+fn plot_figures(out: &mut String, plots: &[PlotKind]) {
     out.push_str("<h2>Plots</h2>\n");
     for plot in plots {
         let _ = writeln!(
             out,
             "<figure><img src=\"{file}\" alt=\"{title}\" width=\"{w}\" height=\"{h}\">\
              <figcaption><b>{title}.</b> {caption}</figcaption></figure>",
-            file = escape(plot.file),
-            title = escape(plot.title),
-            caption = escape(plot.caption),
+            file = escape(plot.file()),
+            title = escape(plot.title()),
+            caption = escape(plot.caption()),
             w = super::plots::SIZE.0,
             h = super::plots::SIZE.1,
         );
     }
-    for plot in super::PLOTS.iter().filter(|p| !plots.contains(p)) {
+    for plot in PlotKind::ALL.iter().filter(|p| !plots.contains(p)) {
         let _ = writeln!(
             out,
             "<p class=\"note\">No data for “{}”{}.</p>",
-            escape(plot.title),
-            if plot.file == "queue_replicas.png" {
-                ": the dispatcher's /stats was not reachable during the run"
-            } else {
-                ""
+            escape(plot.title()),
+            match plot {
+                PlotKind::QueueAndReplicas => {
+                    ": the dispatcher's /stats was not reachable during the run"
+                }
+                _ => "",
             }
         );
     }
+}
+
+/// Links to the raw numbers, and the end of the page.
+fn footer(out: &mut String, data: &ReportData) {
     let _ = writeln!(
         out,
         "<p class=\"note\">Raw numbers: <a href=\"{}\">stats.json</a>, per second \
@@ -233,7 +249,6 @@ pub fn render(data: &ReportData, plots: &[&Plot]) -> String {
         super::TIMELINE_CSV,
         data.concurrency
     );
-    out
 }
 
 #[cfg(test)]

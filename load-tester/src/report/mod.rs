@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use crate::error::Error;
 use crate::ledger::SecondBin;
 use crate::sampler::Timeline;
 use crate::stats::Stats;
@@ -33,12 +32,32 @@ pub struct ReportFiles {
     pub plots: Vec<PathBuf>,
 }
 
-/// One plot of a report, as `report.html` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plot {
-    pub file: &'static str,
-    pub title: &'static str,
-    pub caption: &'static str,
+/// Why a report could not be written. The causes stay attached; the messages are those the
+/// HTTP API has always shown after `cannot write the report: `.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {file}: {source}")]
+    Write {
+        file: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialise stats: {0}")]
+    Serialise(#[source] serde_json::Error),
+    #[error("cannot draw {}: {source}", plot.file())]
+    Draw {
+        plot: PlotKind,
+        #[source]
+        source: plots::PlotError,
+    },
+    #[error("rendering panicked: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
 }
 
 /// Everything a report needs, copied out of a run so that rendering holds no lock.
@@ -76,45 +95,57 @@ pub async fn write_report(
     run: &RunState,
     total_requests: Option<u64>,
     reports_dir: &Path,
-) -> Result<(Stats, ReportFiles), Error> {
+) -> Result<(Stats, ReportFiles), ReportError> {
     let data = ReportData::snapshot(run, total_requests);
     let dir = reports_dir.join(&data.stats.run_id);
     let rendered = tokio::task::spawn_blocking(move || {
         let files = write_blocking(&data, &dir)?;
-        Ok::<_, Error>((data.stats, files))
+        Ok::<_, ReportError>((data.stats, files))
     })
     .await;
-    match rendered {
-        Ok(result) => result,
-        Err(join) => Err(Error::Report(format!("rendering panicked: {join}"))),
-    }
+    rendered.map_err(ReportError::Panicked)?
 }
 
 /// Writes a report folder from a snapshot. Blocking and CPU-bound.
-pub fn write_blocking(data: &ReportData, dir: &Path) -> Result<ReportFiles, Error> {
-    let io = |what: &str, e: std::io::Error| Error::Report(format!("{what}: {e}"));
-    std::fs::create_dir_all(dir).map_err(|e| io(&format!("cannot create {}", dir.display()), e))?;
+pub fn write_blocking(data: &ReportData, dir: &Path) -> Result<ReportFiles, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
+    let write = |file: &'static str, contents: &[u8]| {
+        let path = dir.join(file);
+        std::fs::write(&path, contents)
+            .map(|()| path)
+            .map_err(|source| ReportError::Write { file, source })
+    };
+    let json = serde_json::to_vec_pretty(&data.stats).map_err(ReportError::Serialise)?;
+    let stats_json = write(STATS_JSON, &json)?;
+    let csv = timeline_csv_text(&data.rates, &data.seconds);
+    let timeline_csv = write(TIMELINE_CSV, csv.as_bytes())?;
+    let (shown, paths) = draw_plots(data, dir)?;
+    let html = write(REPORT_HTML, html::render(data, &shown).as_bytes())?;
+    Ok(ReportFiles {
+        dir: dir.to_owned(),
+        html,
+        stats_json,
+        timeline_csv,
+        plots: paths,
+    })
+}
 
-    let stats_json = dir.join(STATS_JSON);
-    let json = serde_json::to_vec_pretty(&data.stats)
-        .map_err(|e| Error::Report(format!("cannot serialise stats: {e}")))?;
-    std::fs::write(&stats_json, json).map_err(|e| io("cannot write stats.json", e))?;
-    let timeline_csv = dir.join(TIMELINE_CSV);
-    std::fs::write(&timeline_csv, timeline_csv_text(&data.rates, &data.seconds))
-        .map_err(|e| io("cannot write timeline.csv", e))?;
-
+/// Draws every plot that has data; returns the kinds drawn and their paths.
+fn draw_plots(data: &ReportData, dir: &Path) -> Result<(Vec<PlotKind>, Vec<PathBuf>), ReportError> {
     let mut shown = Vec::new();
     let mut paths = Vec::new();
-    for plot in PLOTS.iter() {
-        let path = dir.join(plot.file);
-        let drawn = match plot.file {
-            LATENCY_OVER_TIME => plots::latency_over_time(&path, &data.seconds),
-            LATENCY_DISTRIBUTION => plots::latency_distribution(&path, &data.latency),
-            THROUGHPUT => plots::throughput(&path, &data.rates, &data.seconds),
-            QUEUE_AND_REPLICAS => plots::queue_and_replicas(&path, &data.timeline),
-            _ => Ok(false),
+    for plot in PlotKind::ALL {
+        let path = dir.join(plot.file());
+        let drawn = match plot {
+            PlotKind::LatencyOverTime => plots::latency_over_time(&path, &data.seconds),
+            PlotKind::LatencyDistribution => plots::latency_distribution(&path, &data.latency),
+            PlotKind::Throughput => plots::throughput(&path, &data.rates, &data.seconds),
+            PlotKind::QueueAndReplicas => plots::queue_and_replicas(&path, &data.timeline),
         }
-        .map_err(|e| Error::Report(format!("cannot draw {}: {e}", plot.file)))?;
+        .map_err(|source| ReportError::Draw { plot, source })?;
         if drawn {
             shown.push(plot);
             paths.push(path);
@@ -123,17 +154,7 @@ pub fn write_blocking(data: &ReportData, dir: &Path) -> Result<ReportFiles, Erro
             let _ = std::fs::remove_file(&path);
         }
     }
-
-    let html_path = dir.join(REPORT_HTML);
-    std::fs::write(&html_path, html::render(data, &shown))
-        .map_err(|e| io("cannot write report.html", e))?;
-    Ok(ReportFiles {
-        dir: dir.to_owned(),
-        html: html_path,
-        stats_json,
-        timeline_csv,
-        plots: paths,
-    })
+    Ok((shown, paths))
 }
 
 /// `timeline.csv`: per second of the run, what the workload offered, what was sent, the
@@ -166,38 +187,66 @@ pub fn timeline_csv_text(rates: &[u32], seconds: &[SecondBin]) -> String {
     out
 }
 
-const LATENCY_OVER_TIME: &str = "latency_over_time.png";
-const LATENCY_DISTRIBUTION: &str = "latency_distribution.png";
-const THROUGHPUT: &str = "throughput.png";
-const QUEUE_AND_REPLICAS: &str = "queue_replicas.png";
+/// The plots of a report, each with its file, title and caption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotKind {
+    Throughput,
+    LatencyOverTime,
+    LatencyDistribution,
+    QueueAndReplicas,
+}
 
-/// The plots, in the order the report shows them.
-pub static PLOTS: [Plot; 4] = [
-    Plot {
-        file: THROUGHPUT,
-        title: "Offered vs completed load",
-        caption: "Grey: the workload (requests per second asked for). Blue: requests sent in \
-                  each second. Green: successful completions per second, by completion time, \
-                  so a backlog shows as green trailing grey. Red: rejections, send errors and \
-                  failed outcomes.",
-    },
-    Plot {
-        file: LATENCY_OVER_TIME,
-        title: "Latency over time",
-        caption: "p50, p95 and p99 of the dispatcher-reported latency (queue wait + inference) \
-                  of the successful requests sent in each second.",
-    },
-    Plot {
-        file: LATENCY_DISTRIBUTION,
-        title: "Latency distribution",
-        caption: "Left: how many requests took how long, up to p99.9. Right: the cumulative \
-                  distribution over the whole range, with p50, p90 and p99 marked.",
-    },
-    Plot {
-        file: QUEUE_AND_REPLICAS,
-        title: "Queue and replicas",
-        caption: "Sampled once per interval during the run: the dispatcher's queue length \
-                  (left axis) and the ready inference replicas (right axis), plus any extra \
-                  series configured. Gaps are samples that failed.",
-    },
-];
+impl PlotKind {
+    /// Every plot, in the order the report shows them.
+    pub const ALL: [PlotKind; 4] = [
+        PlotKind::Throughput,
+        PlotKind::LatencyOverTime,
+        PlotKind::LatencyDistribution,
+        PlotKind::QueueAndReplicas,
+    ];
+
+    /// File name inside the report folder.
+    pub fn file(self) -> &'static str {
+        match self {
+            PlotKind::Throughput => "throughput.png",
+            PlotKind::LatencyOverTime => "latency_over_time.png",
+            PlotKind::LatencyDistribution => "latency_distribution.png",
+            PlotKind::QueueAndReplicas => "queue_replicas.png",
+        }
+    }
+
+    /// Heading of the figure in `report.html`.
+    pub fn title(self) -> &'static str {
+        match self {
+            PlotKind::Throughput => "Offered vs completed load",
+            PlotKind::LatencyOverTime => "Latency over time",
+            PlotKind::LatencyDistribution => "Latency distribution",
+            PlotKind::QueueAndReplicas => "Queue and replicas",
+        }
+    }
+
+    /// What the plot shows, under it in `report.html`.
+    pub fn caption(self) -> &'static str {
+        match self {
+            PlotKind::Throughput => {
+                "Grey: the workload (requests per second asked for). Blue: requests sent in \
+                 each second. Green: successful completions per second, by completion time, \
+                 so a backlog shows as green trailing grey. Red: rejections, send errors and \
+                 failed outcomes."
+            }
+            PlotKind::LatencyOverTime => {
+                "p50, p95 and p99 of the dispatcher-reported latency (queue wait + inference) \
+                 of the successful requests sent in each second."
+            }
+            PlotKind::LatencyDistribution => {
+                "Left: how many requests took how long, up to p99.9. Right: the cumulative \
+                 distribution over the whole range, with p50, p90 and p99 marked."
+            }
+            PlotKind::QueueAndReplicas => {
+                "Sampled once per interval during the run: the dispatcher's queue length \
+                 (left axis) and the ready inference replicas (right axis), plus any extra \
+                 series configured. Gaps are samples that failed."
+            }
+        }
+    }
+}

@@ -14,7 +14,11 @@ use plotters::style::FontStyle;
 use crate::ledger::SecondBin;
 use crate::sampler::{SeriesKind, Timeline};
 
-type PlotResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+/// Why a plot could not be drawn (plotters' backend and layout errors). `Send + Sync` so that
+/// a report error can cross threads and await points with its cause.
+pub type PlotError = Box<dyn std::error::Error + Send + Sync>;
+
+type PlotResult<T = ()> = Result<T, PlotError>;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";

@@ -1,5 +1,6 @@
 //! `load-tester run`: one test from the terminal, with a progress bar, a summary table, the
-//! report path and `--fail-on` thresholds deciding the exit code.
+//! report path and `--fail-on` thresholds deciding the exit code. (The clap types of the
+//! command line live in [`crate::config`]; this module runs the command.)
 //!
 //! Exit codes: 0 success, 1 a `--fail-on` threshold was violated, 2 the run could not start
 //! (bad workload, no images, dispatcher unreachable, port taken), 130 interrupted.
@@ -14,7 +15,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::net::TcpListener;
 
 use crate::config::RunArgs;
-use crate::run::{RunOptions, RunOutcome, run_load_test};
+use crate::run::{RunOptions, RunOutcome};
+use crate::server::run_load_test;
 use crate::stats::LatencySummary;
 use crate::store::{Phase, Progress};
 
