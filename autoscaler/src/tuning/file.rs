@@ -201,6 +201,42 @@ impl TuningFile {
 
     /// Checks every value and converts to domain types.
     pub fn validate(&self) -> Result<Tuning, TuningError> {
+        // The sizing rule's keys first: errors are reported in the order they always were.
+        let decision = self.decision()?;
+        let prometheus = &self.prometheus;
+        if prometheus.queries.arrival_rate.trim().is_empty() {
+            return Err(TuningError::invalid(
+                "prometheus.queries.arrivalRate",
+                "must be a PromQL expression",
+            ));
+        }
+        Ok(Tuning {
+            decision,
+            forecast: self.forecasting_model.validate()?,
+            use_measured_service_rate: self.use_measured_service_rate,
+            breaker: self.breaker.validate()?,
+            hpa_tolerance: {
+                let t = non_negative("hpa.tolerance", self.hpa.tolerance)?;
+                if t >= 1.0 {
+                    return Err(TuningError::invalid("hpa.tolerance", "must be < 1"));
+                }
+                t
+            },
+            hpa_behavior: self.hpa.behavior.validate()?,
+            queue_target_per_replica: positive(
+                "queue.targetPerReplica",
+                self.queue.target_per_replica,
+            )?,
+            queries: prometheus.queries.clone(),
+            prometheus_timeout: seconds(
+                "prometheus.timeoutSeconds",
+                positive("prometheus.timeoutSeconds", prometheus.timeout_seconds)?,
+            )?,
+        })
+    }
+
+    /// The top-level keys of the sizing rule.
+    fn decision(&self) -> Result<DecisionParams, TuningError> {
         let max_replicas = self.max_replicas;
         if max_replicas == 0 || max_replicas > MAX_REPLICAS_LIMIT {
             return Err(TuningError::invalid(
@@ -237,7 +273,7 @@ impl TuningFile {
             )),
             other => Ok(other),
         };
-        let decision = DecisionParams {
+        Ok(DecisionParams {
             service_rate_per_pod: positive("serviceRatePerPod", self.service_rate_per_pod)?,
             target_utilization: fraction("targetUtilization", self.target_utilization)?,
             sla_latency: seconds("slaLatencySeconds", self.sla_latency_seconds)?,
@@ -258,36 +294,6 @@ impl TuningFile {
             max_step_down: step("maxScaleDownStep", self.max_scale_down_step)?,
             cost: self.cost.as_ref().map(CostFile::validate).transpose()?,
             panic: self.panic.validate()?,
-        };
-        let prometheus = &self.prometheus;
-        if prometheus.queries.arrival_rate.trim().is_empty() {
-            return Err(TuningError::invalid(
-                "prometheus.queries.arrivalRate",
-                "must be a PromQL expression",
-            ));
-        }
-        Ok(Tuning {
-            decision,
-            forecast: self.forecasting_model.validate()?,
-            use_measured_service_rate: self.use_measured_service_rate,
-            breaker: self.breaker.validate()?,
-            hpa_tolerance: {
-                let t = non_negative("hpa.tolerance", self.hpa.tolerance)?;
-                if t >= 1.0 {
-                    return Err(TuningError::invalid("hpa.tolerance", "must be < 1"));
-                }
-                t
-            },
-            hpa_behavior: self.hpa.behavior.validate()?,
-            queue_target_per_replica: positive(
-                "queue.targetPerReplica",
-                self.queue.target_per_replica,
-            )?,
-            queries: prometheus.queries.clone(),
-            prometheus_timeout: seconds(
-                "prometheus.timeoutSeconds",
-                positive("prometheus.timeoutSeconds", prometheus.timeout_seconds)?,
-            )?,
         })
     }
 }
