@@ -10,11 +10,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use autoscaler::config::Tuning;
 use autoscaler::policy::{Observation, Policy, PolicySpec};
 use autoscaler::queueing::{Load, erlang_c};
 use autoscaler::simulate::{ServiceTime, Shape, SimParams, engine, simulate, warm_start};
 use autoscaler::telemetry::Telemetry;
+use autoscaler::tuning::Tuning;
 
 /// Median time per call of `f`, over `rounds` rounds of `calls` calls.
 fn median_per_call(rounds: usize, calls: usize, mut f: impl FnMut(usize)) -> Duration {

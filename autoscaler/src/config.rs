@@ -1,211 +1,309 @@
-//! The tuning file: a YAML document with the reference design's keys (`serviceRatePerPod`,
-//! `targetUtilization`, `coldStartSeconds`, ...) plus the controls this implementation adds,
-//! validated once into [`Tuning`].
+//! Command line: `autoscaler serve`, `autoscaler simulate`, `autoscaler workload`, each
+//! validated once into the domain settings the rest of the crate runs on
+//! ([`ControllerSettings`] and an [`AnySource`] for `serve`, [`SimulateOptions`] for
+//! `simulate`).
 //!
-//! Unknown keys are errors (a typo must not silently fall back to a default), every invalid
-//! value is reported with the key that holds it, and every error about the file's text (YAML
-//! syntax, types, values out of range, bytes that are not UTF-8) carries its line and column.
-//! The top-level keys can be overridden by flags and environment variables
-//! ([`TuningOverrides`]); precedence is flag/env, then file, then built-in default.
+//! Every setting of `serve` has a flag, an environment variable (what the Helm chart sets) and
+//! a default. `simulate` and `workload` are interactive tools: their own flags have no
+//! environment variables, so that a shell configured for `serve` cannot change a simulation
+//! behind the user's back; the tuning file and its overrides are shared with `serve` on
+//! purpose (simulate what you deploy).
 
-mod file;
-mod hpa;
-mod locate;
-mod overrides;
-
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::breaker::BreakerParams;
-use crate::decision::DecisionParams;
-use crate::forecast::ForecastParams;
-use crate::policy::hpa::Behavior;
-use crate::telemetry::PromQueries;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use file::TuningFile;
-pub use hpa::{BehaviorFile, HpaFile};
-pub use overrides::TuningOverrides;
+use crate::controller::ControllerSettings;
+use crate::policy::PolicySpec;
+use crate::simulate::{Shape, SimulateOptions};
+use crate::telemetry::{AnySource, InferenceTargets, PrometheusSource, ScrapeSource};
+use crate::tuning::{Tuning, TuningError, TuningOverrides};
 
-/// Why the tuning file was rejected.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    /// YAML syntax, unknown keys and type errors; the message carries line and column.
-    #[error("{path}: {message}")]
-    Yaml { path: String, message: String },
-    /// A value out of its range: `key` is the dotted YAML path; `at` is where the file sets
-    /// it (`None` for a default, a flag or an environment variable).
-    #[error("{key}: {message}{}", .at.as_ref().map_or(String::new(), |at| format!(" ({at})")))]
-    Invalid {
-        key: String,
-        message: String,
-        at: Option<Location>,
-    },
+/// The `autoscaler` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "autoscaler",
+    version,
+    about = "Predictive autoscaler for the inference service, and a scaling-policy simulator"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-/// A place in a tuning file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub path: String,
-    /// 1-based.
-    pub line: usize,
-    /// 1-based, in characters.
-    pub column: usize,
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller against a Deployment, with /metrics, /healthz and /status.
+    Serve(ServeConfig),
+    /// Replay a workload through a model of the pipeline under several policies.
+    Simulate(SimulateArgs),
+    /// Write one of the shipped synthetic workloads.
+    Workload(WorkloadArgs),
 }
 
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} at line {} column {}",
-            self.path, self.line, self.column
-        )
-    }
+/// Where telemetry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// The Prometheus HTTP API.
+    Prometheus,
+    /// The dispatcher's (and inference replicas') /metrics.
+    Dispatcher,
 }
 
-impl ConfigError {
-    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.to_owned(),
-            message: message.into(),
-            at: None,
+/// `autoscaler serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address of the HTTP server.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8090")]
+    pub listen: String,
+    /// The tuning file (YAML); built-in defaults when unset.
+    #[arg(long, env = "AUTOSCALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Time between decisions.
+    #[arg(long, env = "SCALE_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// predictive, hpa, queue or static:N.
+    #[arg(long, env = "SCALING_POLICY", default_value = "predictive")]
+    pub policy: PolicySpec,
+    #[arg(
+        long,
+        env = "TELEMETRY_SOURCE",
+        value_enum,
+        default_value = "prometheus"
+    )]
+    pub source: SourceKind,
+    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
+    pub prometheus_url: String,
+    #[arg(
+        long,
+        env = "DISPATCHER_METRICS_URL",
+        default_value = "http://127.0.0.1:8080/metrics"
+    )]
+    pub dispatcher_metrics_url: String,
+    /// With `--source dispatcher`: inference replicas' /metrics URLs (repeatable; env
+    /// comma-separated) for utilisation and the measured service rate.
+    #[arg(
+        long = "inference-metrics-url",
+        env = "INFERENCE_METRICS_URLS",
+        value_delimiter = ','
+    )]
+    pub inference_metrics_urls: Vec<String>,
+    /// Namespace of the Deployment (default: the pod's own namespace in a cluster, else the
+    /// kubeconfig context's).
+    #[arg(long, env = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The Deployment to scale.
+    #[arg(long, env = "TARGET_DEPLOYMENT", default_value = "inference")]
+    pub deployment: String,
+    /// Decide and report, never scale.
+    #[arg(long, env = "DRY_RUN")]
+    pub dry_run: bool,
+    /// Bearer token required by /status, /pause and /resume. Without one, those endpoints are
+    /// served only on a loopback address, unless --allow-unauthenticated.
+    #[arg(long, env = "AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Serve /status, /pause and /resume without a token on any address.
+    #[arg(long, env = "ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub tuning: TuningOverrides,
+}
+
+impl ServeConfig {
+    /// Loads the tuning file and checks every setting.
+    pub fn validate(&self) -> Result<ControllerSettings, TuningError> {
+        let tuning = Tuning::load(self.config.as_deref(), &self.tuning)?;
+        if self.interval.is_zero() {
+            return Err(TuningError::invalid("--interval", "must be > 0"));
         }
+        if self.auth_token.as_deref().is_some_and(str::is_empty) {
+            return Err(TuningError::invalid(
+                "--auth-token",
+                "must not be empty when set",
+            ));
+        }
+        Ok(ControllerSettings {
+            policy: self.policy,
+            tuning,
+            interval: self.interval,
+            dry_run: self.dry_run,
+        })
     }
+}
 
-    /// Adds where `text` (the file `path`) sets the key of an invalid value, unless `replaced`
-    /// says a flag or environment variable set it instead.
-    fn located(self, text: &str, path: &str, replaced: impl Fn(&str) -> bool) -> Self {
-        match self {
-            ConfigError::Invalid {
-                key,
-                message,
-                at: None,
-            } if !replaced(&key) => {
-                let at = locate::locate(text, &key).map(|(line, column)| Location {
-                    path: path.to_owned(),
-                    line,
-                    column,
-                });
-                ConfigError::Invalid { key, message, at }
+// Built here, next to the flags it reads, so that `telemetry` knows nothing of the command line.
+impl AnySource {
+    /// The telemetry source `serve`'s flags name, with the tuning's queries and timeout.
+    pub fn from_config(config: &ServeConfig, tuning: &Tuning) -> anyhow::Result<Self> {
+        let timeout = tuning.prometheus_timeout;
+        Ok(match config.source {
+            SourceKind::Prometheus => AnySource::Prometheus(
+                PrometheusSource::new(&config.prometheus_url, tuning.queries.clone(), timeout)
+                    .map_err(|e| anyhow::anyhow!("--prometheus-url {e}"))?,
+            ),
+            SourceKind::Dispatcher => {
+                let inference = if config.inference_metrics_urls.is_empty() {
+                    InferenceTargets::None
+                } else {
+                    InferenceTargets::Static(config.inference_metrics_urls.clone())
+                };
+                AnySource::Scrape(
+                    ScrapeSource::new(config.dispatcher_metrics_url.clone(), inference, timeout)
+                        .map_err(anyhow::Error::msg)?,
+                )
             }
-            other => other,
+        })
+    }
+}
+
+/// `autoscaler simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Per-second arrival rates: numbers separated by commas or whitespace, `#` comments.
+    #[arg(long)]
+    pub workload: PathBuf,
+    /// Policies to compare (repeatable): predictive, hpa, queue, static:N.
+    #[arg(long = "policy", required = true)]
+    pub policies: Vec<PolicySpec>,
+    /// The tuning file (YAML), shared with `serve`.
+    #[arg(long, env = "AUTOSCALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Time between decisions (the HPA's sync period too).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Seed of the arrival and service-time streams.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Replicas at the start (default: enough for the first minute's mean rate at
+    /// targetUtilization; static:N always starts at N).
+    #[arg(long)]
+    pub initial_replicas: Option<u32>,
+    /// Requests the dispatcher queue holds before refusing (its --queue-capacity).
+    #[arg(long, default_value_t = 10_000)]
+    pub queue_capacity: usize,
+    /// Measured service times in seconds (same format as the workload); exponential with
+    /// mean 1/serviceRatePerPod when unset.
+    #[arg(long)]
+    pub service_times: Option<PathBuf>,
+    /// Write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw load, replicas and latency over time to a PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub tuning: TuningOverrides,
+}
+
+impl SimulateArgs {
+    /// Loads the tuning file and checks the flags. The workload files are read by
+    /// [`crate::simulate::run`], after these checks, as they always were.
+    pub fn validate(&self) -> anyhow::Result<SimulateOptions> {
+        let tuning = Tuning::load(self.config.as_deref(), &self.tuning)?;
+        if self.interval.is_zero() {
+            anyhow::bail!("--interval must be > 0");
         }
+        Ok(SimulateOptions {
+            workload: self.workload.clone(),
+            policies: self.policies.clone(),
+            tuning,
+            interval: self.interval,
+            seed: self.seed,
+            initial_replicas: self.initial_replicas,
+            queue_capacity: self.queue_capacity,
+            service_times: self.service_times.clone(),
+        })
     }
 }
 
-/// Validated tuning: what the policies, the breaker and the telemetry source run on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tuning {
-    pub decision: DecisionParams,
-    pub forecast: ForecastParams,
-    /// Use the measured per-pod service rate (when the source has it) instead of
-    /// `serviceRatePerPod`.
-    pub use_measured_service_rate: bool,
-    /// The breaker's thresholds (the controller fills in the fields its policy requires).
-    pub breaker: BreakerParams,
-    pub hpa_tolerance: f64,
-    pub hpa_behavior: Behavior,
-    /// `queue` policy: backlog one replica should carry.
-    pub queue_target_per_replica: f64,
-    pub queries: PromQueries,
-    pub prometheus_timeout: Duration,
-}
-
-impl Default for Tuning {
-    fn default() -> Self {
-        // The built-in defaults are a valid file; a test keeps it that way.
-        TuningFile::default()
-            .validate()
-            .expect("built-in defaults are valid")
-    }
-}
-
-impl Tuning {
-    /// Reads and validates a tuning file, with `overrides` applied on top.
-    pub fn load(path: Option<&Path>, overrides: &TuningOverrides) -> Result<Self, ConfigError> {
-        let Some(path) = path else {
-            let mut file = TuningFile::default();
-            overrides.apply(&mut file);
-            return file.validate();
-        };
-        let origin = path.display().to_string();
-        let text = read_text(path, &origin)?;
-        let mut file = TuningFile::parse(&text, &origin)?;
-        overrides.apply(&mut file);
-        file.validate()
-            .map_err(|err| err.located(&text, &origin, |key| overrides.replaces(key)))
-    }
-
-    /// Parses and validates YAML text (`origin` names it in errors).
-    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        TuningFile::parse(text, origin)?
-            .validate()
-            .map_err(|err| err.located(text, origin, |_| false))
-    }
-}
-
-/// The file as UTF-8 text; bytes that are not are an error at their line and column.
-fn read_text(path: &Path, origin: &str) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
-        path: origin.to_owned(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|err| {
-        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
-        let valid = std::str::from_utf8(valid).unwrap_or_default();
-        let (line, column) = locate::line_column(valid, valid.len());
-        ConfigError::Yaml {
-            path: origin.to_owned(),
-            message: format!("invalid UTF-8 at line {line} column {column}"),
-        }
-    })
-}
-
-// ------------------------------------------------------------------ range checks
-
-pub(crate) fn positive(key: &str, v: f64) -> Result<f64, ConfigError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(ConfigError::invalid(
-            key,
-            format!("must be a number > 0, got {v}"),
-        ))
-    }
-}
-
-pub(crate) fn non_negative(key: &str, v: f64) -> Result<f64, ConfigError> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(ConfigError::invalid(
-            key,
-            format!("must be a number ≥ 0, got {v}"),
-        ))
-    }
-}
-
-/// In `(0, 1]`.
-pub(crate) fn fraction(key: &str, v: f64) -> Result<f64, ConfigError> {
-    if v > 0.0 && v <= 1.0 {
-        Ok(v)
-    } else {
-        Err(ConfigError::invalid(
-            key,
-            format!("must be in (0, 1], got {v}"),
-        ))
-    }
-}
-
-pub(crate) fn seconds(key: &str, v: f64) -> Result<Duration, ConfigError> {
-    let v = non_negative(key, v)?;
-    Duration::try_from_secs_f64(v)
-        .map_err(|_| ConfigError::invalid(key, format!("{v} seconds is too long")))
+/// `autoscaler workload`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    #[arg(long, value_enum)]
+    pub shape: Shape,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// File to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults_match_the_contract() {
+        let cli = Cli::try_parse_from(["autoscaler", "serve"]).unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(c.listen, "0.0.0.0:8090");
+        assert_eq!(c.interval, Duration::from_secs(15));
+        assert_eq!(c.policy, PolicySpec::Predictive);
+        assert_eq!(c.source, SourceKind::Prometheus);
+        assert_eq!(c.deployment, "inference");
+        assert!(!c.dry_run && c.auth_token.is_none() && c.namespace.is_none());
+        let settings = c.validate().unwrap();
+        assert_eq!(settings.tuning, Tuning::default());
+    }
+
+    #[test]
+    fn flags_override_the_tuning_and_bad_values_are_named() {
+        let cli = Cli::try_parse_from([
+            "autoscaler",
+            "serve",
+            "--policy",
+            "static:4",
+            "--max-replicas",
+            "7",
+            "--interval",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
+        let s = c.validate().unwrap();
+        assert_eq!(s.policy, PolicySpec::Static(4));
+        assert_eq!(s.tuning.decision.max_replicas, 7);
+        assert_eq!(s.interval, Duration::from_secs(5));
+        let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0.5"]).unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("safetyMargin")
+        );
+        assert!(Cli::try_parse_from(["autoscaler", "serve", "--policy", "magic"]).is_err());
+    }
+
+    #[test]
+    fn simulate_takes_several_policies() {
+        let cli = Cli::try_parse_from([
+            "autoscaler",
+            "simulate",
+            "--workload",
+            "w.txt",
+            "--policy",
+            "hpa",
+            "--policy",
+            "predictive",
+            "--policy",
+            "static:3",
+            "--policy",
+            "queue",
+        ])
+        .unwrap();
+        let Command::Simulate(s) = cli.command else {
+            panic!("not simulate")
+        };
+        assert_eq!(s.policies.len(), 4);
+        assert_eq!(s.policies[2], PolicySpec::Static(3));
+    }
+}

@@ -13,11 +13,11 @@ use serde::Serialize;
 use tokio::time::MissedTickBehavior;
 
 use crate::breaker::{Breaker, BreakerParams, Gate};
-use crate::config::Tuning;
 use crate::metrics::Metrics;
 use crate::policy::{Observation, Policy, PolicySpec, Recommendation};
 use crate::target::{ScaleTarget, TargetError};
 use crate::telemetry::{Telemetry, TelemetryError, TelemetrySource};
+use crate::tuning::Tuning;
 
 /// What the loop runs: the policy, its tuning and the cadence.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::queueing::Load;
 
-/// The sizing rule's parameters (validated by [`crate::config`]).
+/// The sizing rule's parameters (validated from the tuning file, `tuning.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionParams {
     /// μ: requests per second one replica completes.

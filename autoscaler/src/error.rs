@@ -20,8 +20,9 @@ pub enum Error {
     MethodNotAllowed,
     #[error("no decision has been made yet")]
     NoStatusYet,
+    /// `/metrics` could not be rendered; the message carries the cause, as it always has.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] prometheus::Error),
 }
 
 impl Error {
@@ -37,6 +38,7 @@ impl Error {
         }
     }
 
+    /// The HTTP status it is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -1,6 +1,8 @@
-//! `autoscaler serve | simulate | workload`.
+//! `autoscaler serve | simulate | workload`: parse the flags, init telemetry, then run the
+//! subcommand. The library returns results; this binary is what prints them.
 
-use autoscaler::{Cli, Command};
+use autoscaler::simulate::{self, span};
+use autoscaler::{Cli, Command, SimulateArgs};
 use clap::Parser;
 
 #[tokio::main]
@@ -14,8 +16,29 @@ async fn main() -> anyhow::Result<()> {
         }
         // CPU-bound: off the async executor.
         Command::Simulate(args) => {
-            tokio::task::spawn_blocking(move || autoscaler::simulate::run(&args).map(drop)).await?
+            tokio::task::spawn_blocking(move || run_simulation(&args)).await?
         }
-        Command::Workload(args) => autoscaler::simulate::write_workload(&args),
+        Command::Workload(args) => simulate::write_workload(args.shape, args.seed, &args.out),
     }
+}
+
+/// `autoscaler simulate`: runs, prints the comparison table, writes JSON and PNG if asked.
+fn run_simulation(args: &SimulateArgs) -> anyhow::Result<()> {
+    let options = args.validate()?;
+    let done = simulate::run(&options)?;
+    println!("{}", done.report.table());
+    println!(
+        "{} policies × {} of workload simulated in {:.2} s (seed {})",
+        done.results.len(),
+        span(done.workload.seconds() as f64),
+        done.elapsed.as_secs_f64(),
+        done.params.seed
+    );
+    if let Some(path) = &args.json {
+        done.write_json(path)?;
+    }
+    if let Some(path) = &args.plot {
+        done.draw(path)?;
+    }
+    Ok(())
 }

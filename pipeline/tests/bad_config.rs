@@ -164,7 +164,10 @@ fn simulate_error(path: &Path) -> String {
     let autoscaler::Command::Simulate(args) = cli.command else {
         unreachable!("parsed `simulate`")
     };
-    format!("{:#}", autoscaler::simulate::run(&args).unwrap_err())
+    let simulated = args
+        .validate()
+        .and_then(|options| autoscaler::simulate::run(&options));
+    format!("{:#}", simulated.unwrap_err())
 }
 
 /// `pipeline demo` with the repository's model, labels and images and `flag path`.

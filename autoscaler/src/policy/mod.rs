@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Tuning;
 use crate::decision::Direction;
 use crate::queueing::Load;
 use crate::telemetry::{Signal, Telemetry};
+use crate::tuning::Tuning;
 
 pub use hpa::{Hpa, HpaMetric, HpaParams, MetricSample};
 pub use predictive::Predictive;

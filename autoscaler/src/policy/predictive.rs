@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use crate::config::Tuning;
 use crate::decision::{Decider, DecisionInput, DecisionReason};
 use crate::forecast::Forecaster;
 use crate::policy::{Observation, Recommendation};
 use crate::telemetry::Telemetry;
+use crate::tuning::Tuning;
 
 /// Forecaster + decision rule.
 #[derive(Debug, Clone)]

@@ -18,9 +18,9 @@ use hdrhistogram::Histogram;
 use super::arrivals::{Arrivals, Job, ServiceTime};
 use super::histogram::LogBins;
 use super::workload::Workload;
-use crate::config::Tuning;
 use crate::policy::{Observation, Policy, PolicySpec};
 use crate::telemetry::Telemetry;
+use crate::tuning::Tuning;
 
 /// Parameters of one run.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,27 +4,67 @@
 //!
 //! The policies are the runtime controller's own ([`crate::policy`]), decision for decision;
 //! only the world around them is modelled ([`engine`]). Deterministic for a seed.
+//!
+//! The library runs and returns: [`run`] takes [`SimulateOptions`] and gives back a
+//! [`Simulation`]; the binary prints its table and asks for the JSON and the plot.
+//!
+//! Layout: `arrivals` (request and service-time streams), [`engine`] (the model),
+//! `histogram` (latency bins), [`comparison`] (the per-policy table and JSON), `plot` (the
+//! PNG), [`workload`] (traces).
 
 mod arrivals;
+pub mod comparison;
 pub mod engine;
 mod histogram;
 mod plot;
-pub mod report;
 pub mod workload;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 pub use arrivals::ServiceTime;
+pub use comparison::{Report, Summary, span};
 pub use engine::{Bucket, RunResult, SimParams};
-pub use report::{Report, Summary};
 pub use workload::{Shape, Workload, WorkloadError};
 
-use crate::cli::{SimulateArgs, WorkloadArgs};
-use crate::config::Tuning;
 use crate::policy::PolicySpec;
+use crate::tuning::Tuning;
+
+/// What `autoscaler simulate` runs, validated (`SimulateArgs::validate` builds it from the
+/// flags).
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// Per-second arrival rates (the workload file format).
+    pub workload: PathBuf,
+    /// Policies to compare, in the order to report them.
+    pub policies: Vec<PolicySpec>,
+    pub tuning: Tuning,
+    /// Time between decisions (> 0).
+    pub interval: Duration,
+    /// Seed of the arrival and service-time streams.
+    pub seed: u64,
+    /// Replicas at the start; `None`: [`warm_start`].
+    pub initial_replicas: Option<u32>,
+    /// Requests the dispatcher queue holds before refusing.
+    pub queue_capacity: usize,
+    /// Measured service times in seconds; `None`: exponential with mean 1/serviceRatePerPod.
+    pub service_times: Option<PathBuf>,
+}
+
+/// A finished simulation: what the binary prints, writes as JSON and draws.
+#[derive(Debug)]
+pub struct Simulation {
+    pub workload: Workload,
+    pub params: SimParams,
+    /// One per policy, in the order given.
+    pub results: Vec<RunResult>,
+    pub report: Report,
+    /// Wall-clock time the runs took.
+    pub elapsed: Duration,
+}
 
 /// Runs every policy over the workload, in parallel (each run is independent and
 /// single-threaded), results in the order given.
@@ -62,21 +102,17 @@ pub fn simulate(
     results
 }
 
-/// Simulation parameters from the tuning and the command line.
-pub fn params(
-    tuning: &Tuning,
-    args: &SimulateArgs,
-    workload: &Workload,
-    service: ServiceTime,
-) -> SimParams {
+/// Simulation parameters from the options.
+pub fn params(options: &SimulateOptions, workload: &Workload, service: ServiceTime) -> SimParams {
+    let tuning = &options.tuning;
     SimParams {
-        interval: args.interval,
+        interval: options.interval,
         cold_start: tuning.decision.cold_start,
         sla_latency: tuning.decision.sla_latency,
         service,
-        seed: args.seed,
-        queue_capacity: args.queue_capacity,
-        initial_replicas: args
+        seed: options.seed,
+        queue_capacity: options.queue_capacity,
+        initial_replicas: options
             .initial_replicas
             .unwrap_or_else(|| warm_start(workload, tuning)),
     }
@@ -92,14 +128,12 @@ pub fn warm_start(workload: &Workload, tuning: &Tuning) -> u32 {
     (replicas.min(f64::from(d.max_replicas)) as u32).clamp(d.min_replicas, d.max_replicas)
 }
 
-/// `autoscaler simulate`: runs, prints the comparison table, writes JSON and PNG if asked.
-pub fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
-    let tuning = Tuning::load(args.config.as_deref(), &args.tuning)?;
-    if args.interval.is_zero() {
-        anyhow::bail!("--interval must be > 0");
-    }
-    let workload = read_workload(&args.workload)?;
-    let service = match &args.service_times {
+/// `autoscaler simulate`: reads the workload (and measured service times), runs every policy
+/// over it and summarises the runs.
+pub fn run(options: &SimulateOptions) -> anyhow::Result<Simulation> {
+    let tuning = &options.tuning;
+    let workload = read_workload(&options.workload)?;
+    let service = match &options.service_times {
         Some(path) => {
             let samples = read_workload(path)?;
             ServiceTime::Empirical(Arc::from(samples.rates()))
@@ -108,42 +142,46 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<Report> {
             rate: tuning.decision.service_rate_per_pod,
         },
     };
-    let params = params(&tuning, args, &workload, service);
+    let params = params(options, &workload, service);
     let started = std::time::Instant::now();
-    let results = simulate(&workload, &args.policies, &tuning, &params);
+    let results = simulate(&workload, &options.policies, tuning, &params);
     let elapsed = started.elapsed();
-    let report = Report::new(&args.workload, &workload, &tuning, &params, &results);
-    println!("{}", report.table());
-    println!(
-        "{} policies × {} of workload simulated in {:.2} s (seed {})",
-        results.len(),
-        report::span(workload.seconds() as f64),
-        elapsed.as_secs_f64(),
-        params.seed
-    );
-    if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report)?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &args.plot {
-        plot::draw(path, &workload, &results, &tuning)
-            .with_context(|| format!("drawing {}", path.display()))?;
-    }
-    Ok(report)
+    let report = Report::new(&options.workload, &workload, tuning, &params, &results);
+    Ok(Simulation {
+        workload,
+        params,
+        results,
+        report,
+        elapsed,
+    })
 }
 
-/// `autoscaler workload`: writes a synthetic trace.
-pub fn write_workload(args: &WorkloadArgs) -> anyhow::Result<()> {
-    let workload = args.shape.generate(args.seed);
-    let name = format!("{:?}", args.shape).to_lowercase();
+impl Simulation {
+    /// Writes the report as JSON (`--json`).
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(&self.report)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Draws load, replicas and latency over time to a PNG (`--plot`).
+    pub fn draw(&self, path: &Path) -> anyhow::Result<()> {
+        plot::draw(path, &self.workload, &self.results, self.params.sla_latency)
+            .with_context(|| format!("drawing {}", path.display()))
+    }
+}
+
+/// `autoscaler workload`: writes the synthetic trace `shape` (noise from `seed`) to `out`.
+pub fn write_workload(shape: Shape, seed: u64, out: &Path) -> anyhow::Result<()> {
+    let workload = shape.generate(seed);
+    let name = format!("{shape:?}").to_lowercase();
     let header = format!(
         "Synthetic {name} workload: arrival rate (requests/s) for each of {} seconds.\n\
          Generated by `autoscaler workload --shape {name} --seed {}`.",
         workload.seconds(),
-        args.seed
+        seed
     );
-    std::fs::write(&args.out, workload.to_text(&header))
-        .with_context(|| format!("writing {}", args.out.display()))
+    std::fs::write(out, workload.to_text(&header))
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 fn read_workload(path: &Path) -> anyhow::Result<Workload> {

@@ -161,3 +161,27 @@ pub trait TelemetrySource: Send {
         now: Instant,
     ) -> impl Future<Output = Result<Telemetry, TelemetryError>> + Send;
 }
+
+/// Either shipped source, behind one type: what `serve` builds from its flags
+/// (`AnySource::from_config`, next to the flags in `config.rs`), or what the demo picks.
+#[derive(Debug)]
+pub enum AnySource {
+    Prometheus(PrometheusSource),
+    Scrape(ScrapeSource),
+}
+
+impl TelemetrySource for AnySource {
+    fn name(&self) -> &'static str {
+        match self {
+            AnySource::Prometheus(s) => s.name(),
+            AnySource::Scrape(s) => s.name(),
+        }
+    }
+
+    async fn read(&mut self, now: Instant) -> Result<Telemetry, TelemetryError> {
+        match self {
+            AnySource::Prometheus(s) => s.read(now).await,
+            AnySource::Scrape(s) => s.read(now).await,
+        }
+    }
+}

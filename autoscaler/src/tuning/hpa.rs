@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::TuningError;
 use crate::policy::hpa::{Behavior, RateKind, RatePolicy, ScalingRules, SelectPolicy};
 
 /// `hpa`: the HPA's tolerance and an autoscaling/v2 `behavior`.
@@ -66,7 +66,7 @@ pub enum RateKindFile {
 }
 
 impl BehaviorFile {
-    pub(super) fn validate(&self) -> Result<Behavior, ConfigError> {
+    pub(super) fn validate(&self) -> Result<Behavior, TuningError> {
         let defaults = Behavior::default();
         Ok(Behavior {
             scale_up: rules(
@@ -88,13 +88,13 @@ fn rules(
     key: &str,
     file: Option<&RulesFile>,
     default: ScalingRules,
-) -> Result<ScalingRules, ConfigError> {
+) -> Result<ScalingRules, TuningError> {
     let Some(file) = file else {
         return Ok(default);
     };
     let window = match file.stabilization_window_seconds {
         Some(w) if w > 3600 => {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 &format!("{key}.stabilizationWindowSeconds"),
                 format!("must be in 0..=3600, got {w}"),
             ));
@@ -117,7 +117,7 @@ fn rules(
             .collect::<Result<Vec<_>, _>>()?,
     };
     if policies.is_empty() && select_policy != SelectPolicy::Disabled {
-        return Err(ConfigError::invalid(
+        return Err(TuningError::invalid(
             &format!("{key}.policies"),
             "needs at least one policy unless selectPolicy is Disabled",
         ));
@@ -129,12 +129,12 @@ fn rules(
     })
 }
 
-fn rate_policy(key: &str, p: &RatePolicyFile) -> Result<RatePolicy, ConfigError> {
+fn rate_policy(key: &str, p: &RatePolicyFile) -> Result<RatePolicy, TuningError> {
     if p.value == 0 {
-        return Err(ConfigError::invalid(&format!("{key}.value"), "must be > 0"));
+        return Err(TuningError::invalid(&format!("{key}.value"), "must be > 0"));
     }
     if !(1..=1800).contains(&p.period_seconds) {
-        return Err(ConfigError::invalid(
+        return Err(TuningError::invalid(
             &format!("{key}.periodSeconds"),
             format!("must be in 1..=1800, got {}", p.period_seconds),
         ));

@@ -1,4 +1,5 @@
-//! What a simulation reports: a summary per policy, as a terminal table and as JSON.
+//! The comparison a simulation ends with: a summary per policy, as a terminal table and as
+//! JSON (`--json`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,7 +8,7 @@ use serde::Serialize;
 
 use super::engine::{Bucket, RunResult, SimParams};
 use super::workload::Workload;
-use crate::config::Tuning;
+use crate::tuning::Tuning;
 
 /// The whole comparison (`--json`).
 #[derive(Debug, Clone, Serialize)]

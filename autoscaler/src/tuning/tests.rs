@@ -119,7 +119,7 @@ fn invalid_values_name_their_key() {
     for (yaml, key) in cases {
         let err = Tuning::from_yaml(yaml, "t.yaml").expect_err(yaml);
         match &err {
-            ConfigError::Invalid { key: k, .. } => assert_eq!(k, key, "{yaml}: {err}"),
+            TuningError::Invalid { key: k, .. } => assert_eq!(k, key, "{yaml}: {err}"),
             other => panic!("{yaml}: expected an invalid value, got {other}"),
         }
         assert!(err.to_string().starts_with(key), "{err}");
@@ -146,7 +146,7 @@ fn unknown_keys_type_errors_and_syntax_errors_carry_line_and_column() {
     for (yaml, needle, line) in cases {
         let err = Tuning::from_yaml(yaml, "t.yaml").expect_err(yaml);
         let text = err.to_string();
-        assert!(matches!(err, ConfigError::Yaml { .. }), "{text}");
+        assert!(matches!(err, TuningError::Yaml { .. }), "{text}");
         assert!(text.contains(needle), "{text} should mention {needle}");
         assert!(
             text.contains(&format!("line {line} column")),
@@ -211,7 +211,7 @@ fn bytes_that_are_not_utf8_are_an_error_at_their_position() {
     std::fs::write(&path, b"maxReplicas: 5\nsafetyMargin: 1\xff\n").unwrap();
     let err = Tuning::load(Some(&path), &TuningOverrides::default()).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, ConfigError::Yaml { .. }), "{text}");
+    assert!(matches!(err, TuningError::Yaml { .. }), "{text}");
     assert!(
         text.contains("a.yaml") && text.ends_with("invalid UTF-8 at line 2 column 16"),
         "{text}"

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::hpa::HpaFile;
-use super::{ConfigError, Tuning, fraction, non_negative, positive, seconds};
+use super::{Tuning, TuningError, fraction, non_negative, positive, seconds};
 use crate::breaker::BreakerParams;
 use crate::decision::{CostParams, DecisionParams, PanicParams};
 use crate::forecast::{ForecastParams, ModelKind};
@@ -184,11 +184,11 @@ impl Default for PrometheusFile {
 
 impl TuningFile {
     /// Parses YAML; errors carry `origin`, line and column. An empty document is all defaults.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, origin: &str) -> Result<Self, TuningError> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml::from_str(text).map_err(|err| ConfigError::Yaml {
+        serde_yaml::from_str(text).map_err(|err| TuningError::Yaml {
             path: origin.to_owned(),
             message: match err.location() {
                 Some(at) if !err.to_string().contains("line") => {
@@ -200,16 +200,52 @@ impl TuningFile {
     }
 
     /// Checks every value and converts to domain types.
-    pub fn validate(&self) -> Result<Tuning, ConfigError> {
+    pub fn validate(&self) -> Result<Tuning, TuningError> {
+        // The sizing rule's keys first: errors are reported in the order they always were.
+        let decision = self.decision()?;
+        let prometheus = &self.prometheus;
+        if prometheus.queries.arrival_rate.trim().is_empty() {
+            return Err(TuningError::invalid(
+                "prometheus.queries.arrivalRate",
+                "must be a PromQL expression",
+            ));
+        }
+        Ok(Tuning {
+            decision,
+            forecast: self.forecasting_model.validate()?,
+            use_measured_service_rate: self.use_measured_service_rate,
+            breaker: self.breaker.validate()?,
+            hpa_tolerance: {
+                let t = non_negative("hpa.tolerance", self.hpa.tolerance)?;
+                if t >= 1.0 {
+                    return Err(TuningError::invalid("hpa.tolerance", "must be < 1"));
+                }
+                t
+            },
+            hpa_behavior: self.hpa.behavior.validate()?,
+            queue_target_per_replica: positive(
+                "queue.targetPerReplica",
+                self.queue.target_per_replica,
+            )?,
+            queries: prometheus.queries.clone(),
+            prometheus_timeout: seconds(
+                "prometheus.timeoutSeconds",
+                positive("prometheus.timeoutSeconds", prometheus.timeout_seconds)?,
+            )?,
+        })
+    }
+
+    /// The top-level keys of the sizing rule.
+    fn decision(&self) -> Result<DecisionParams, TuningError> {
         let max_replicas = self.max_replicas;
         if max_replicas == 0 || max_replicas > MAX_REPLICAS_LIMIT {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 "maxReplicas",
                 format!("must be in 1..={MAX_REPLICAS_LIMIT}, got {max_replicas}"),
             ));
         }
         if self.min_warm_replicas > max_replicas {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 "minWarmReplicas",
                 format!(
                     "must be ≤ maxReplicas ({max_replicas}), got {}",
@@ -218,26 +254,26 @@ impl TuningFile {
             ));
         }
         if !(self.safety_margin.is_finite() && self.safety_margin >= 1.0) {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 "safetyMargin",
                 format!("must be a number ≥ 1, got {}", self.safety_margin),
             ));
         }
         let sla_p = self.sla_violation_probability;
         if !(sla_p > 0.0 && sla_p < 1.0) {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 "slaViolationProbability",
                 format!("must be in (0, 1), got {sla_p}"),
             ));
         }
         let step = |key: &str, v: Option<u32>| match v {
-            Some(0) => Err(ConfigError::invalid(
+            Some(0) => Err(TuningError::invalid(
                 key,
                 "must be ≥ 1 (omit it for no limit)",
             )),
             other => Ok(other),
         };
-        let decision = DecisionParams {
+        Ok(DecisionParams {
             service_rate_per_pod: positive("serviceRatePerPod", self.service_rate_per_pod)?,
             target_utilization: fraction("targetUtilization", self.target_utilization)?,
             sla_latency: seconds("slaLatencySeconds", self.sla_latency_seconds)?,
@@ -258,47 +294,17 @@ impl TuningFile {
             max_step_down: step("maxScaleDownStep", self.max_scale_down_step)?,
             cost: self.cost.as_ref().map(CostFile::validate).transpose()?,
             panic: self.panic.validate()?,
-        };
-        let prometheus = &self.prometheus;
-        if prometheus.queries.arrival_rate.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                "prometheus.queries.arrivalRate",
-                "must be a PromQL expression",
-            ));
-        }
-        Ok(Tuning {
-            decision,
-            forecast: self.forecasting_model.validate()?,
-            use_measured_service_rate: self.use_measured_service_rate,
-            breaker: self.breaker.validate()?,
-            hpa_tolerance: {
-                let t = non_negative("hpa.tolerance", self.hpa.tolerance)?;
-                if t >= 1.0 {
-                    return Err(ConfigError::invalid("hpa.tolerance", "must be < 1"));
-                }
-                t
-            },
-            hpa_behavior: self.hpa.behavior.validate()?,
-            queue_target_per_replica: positive(
-                "queue.targetPerReplica",
-                self.queue.target_per_replica,
-            )?,
-            queries: prometheus.queries.clone(),
-            prometheus_timeout: seconds(
-                "prometheus.timeoutSeconds",
-                positive("prometheus.timeoutSeconds", prometheus.timeout_seconds)?,
-            )?,
         })
     }
 }
 
 impl ForecastFile {
-    fn validate(&self) -> Result<ForecastParams, ConfigError> {
+    fn validate(&self) -> Result<ForecastParams, TuningError> {
         let kind = match self.kind {
             ForecastKind::Holt => ModelKind::Holt,
             ForecastKind::HoltWinters => {
                 if self.period < 2 {
-                    return Err(ConfigError::invalid(
+                    return Err(TuningError::invalid(
                         "forecastingModel.period",
                         format!(
                             "holtWinters needs a season of ≥ 2 intervals, got {}",
@@ -316,7 +322,7 @@ impl ForecastFile {
             ModelKind::Holt => 0,
         };
         if self.history_length < needed || self.history_length > 1_000_000 {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 "forecastingModel.historyLength",
                 format!(
                     "must be in {needed}..=1000000 (two seasons), got {}",
@@ -336,12 +342,12 @@ impl ForecastFile {
 }
 
 impl PanicFile {
-    fn validate(&self) -> Result<Option<PanicParams>, ConfigError> {
+    fn validate(&self) -> Result<Option<PanicParams>, TuningError> {
         if !self.enabled {
             return Ok(None);
         }
         if !(self.threshold.is_finite() && self.threshold > 1.0) {
-            return Err(ConfigError::invalid(
+            return Err(TuningError::invalid(
                 "panic.threshold",
                 format!("must be a number > 1, got {}", self.threshold),
             ));
@@ -354,7 +360,7 @@ impl PanicFile {
 }
 
 impl CostFile {
-    fn validate(&self) -> Result<CostParams, ConfigError> {
+    fn validate(&self) -> Result<CostParams, TuningError> {
         Ok(CostParams {
             pod_cost_per_hour: positive("cost.podCostPerHour", self.pod_cost_per_hour)?,
             violation_cost: non_negative("cost.violationCost", self.violation_cost)?,
@@ -363,9 +369,9 @@ impl CostFile {
 }
 
 impl BreakerFile {
-    fn validate(&self) -> Result<BreakerParams, ConfigError> {
+    fn validate(&self) -> Result<BreakerParams, TuningError> {
         if self.close_after == 0 {
-            return Err(ConfigError::invalid("breaker.closeAfter", "must be ≥ 1"));
+            return Err(TuningError::invalid("breaker.closeAfter", "must be ≥ 1"));
         }
         Ok(BreakerParams {
             max_age: seconds(
