@@ -76,10 +76,10 @@ pub async fn run(
     let target = DeploymentTarget::new(client, config.namespace.as_deref(), &config.deployment);
     let access = ControlAccess::for_bind(
         listener.local_addr()?,
-        config.auth_token,
+        config.auth_token.as_deref(),
         config.allow_unauthenticated,
     );
-    if access == ControlAccess::Disabled {
+    if access.is_disabled() {
         tracing::warn!(
             "no AUTH_TOKEN on a non-loopback address: /status, /pause and /resume are disabled"
         );

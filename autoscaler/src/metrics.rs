@@ -2,7 +2,7 @@
 //! controller next to other services in one process).
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 use crate::decision::Direction;
@@ -117,12 +117,8 @@ impl Metrics {
         Ok(metrics)
     }
 
+    /// The registry `/metrics` exposes.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// The text exposition (format 0.0.4).
-    pub fn render(&self) -> Result<String, prometheus::Error> {
-        TextEncoder::new().encode_to_string(&self.registry.gather())
     }
 }

@@ -1,23 +1,26 @@
 //! The router and handlers of `autoscaler serve`: `/metrics` and `/healthz` for anyone, and
 //! the control endpoints `GET /status` (the last decision) and `POST /pause` / `POST /resume`
 //! (keep deciding and reporting, stop scaling: for incidents and maintenance) for whom
-//! [`ControlAccess`] lets in. Without a token they are open only on a loopback bind (or with
+//! [`ControlAccess`](crate::ControlAccess) lets in. Without a token they are open only on a loopback bind (or with
 //! `--allow-unauthenticated`); elsewhere they answer 403 `control_disabled`.
 
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
+use harness_core::auth::require_control_access;
+use harness_core::http::{
+    handle_layer_error, metrics_response, method_not_allowed, not_found, panic_guard, trace_layer,
+};
 use tower::ServiceBuilder;
 
 use crate::error::Error;
-use crate::state::{AppState, ControlAccess};
+use crate::state::AppState;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONCURRENT_REQUESTS: usize = 64;
@@ -30,7 +33,10 @@ pub fn app(state: AppState) -> Router {
         .route("/status", get(status))
         .route("/pause", post(pause))
         .route("/resume", post(resume))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.access.clone(),
+            require_control_access,
+        ));
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(handle_layer_error))
         .load_shed()
@@ -40,8 +46,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .merge(control)
-        .fallback(|| async { Error::NotFound })
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(limits)
         .layer(panic_guard())
@@ -49,43 +55,8 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn require_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    match &state.access {
-        ControlAccess::Open => {}
-        ControlAccess::Disabled => return Error::ControlDisabled.into_response(),
-        ControlAccess::Token(expected) => {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
-                return Error::Unauthorized.into_response();
-            }
-        }
-    }
-    next.run(request).await
-}
-
-/// Compares without an early exit, so response time does not leak the matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
-    let text = state.handle.metrics().render().map_err(Error::Internal)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+async fn metrics(State(state): State<AppState>) -> Response {
+    metrics_response(state.handle.metrics().registry())
 }
 
 async fn status(State(state): State<AppState>) -> Result<Response, Error> {

@@ -20,7 +20,7 @@ use crate::telemetry::TelemetrySource;
 pub async fn run_with<S, T>(
     listener: TcpListener,
     settings: ControllerSettings,
-    access: impl Into<ControlAccess>,
+    access: ControlAccess,
     source: S,
     target: T,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -48,7 +48,6 @@ where
     ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "autoscaler listening");
-    let access = access.into();
     axum::serve(listener, app(AppState { handle, access }))
         .with_graceful_shutdown(stopped(stop_rx))
         .await?;

@@ -121,11 +121,18 @@ pub fn trace_layer()
         .on_failure(DefaultOnFailure::new().level(Level::DEBUG))
 }
 
-/// `GET /metrics`: the registry in the Prometheus text format 0.0.4.
-pub fn metrics_response(registry: &prometheus::Registry) -> Response {
+/// The registry in the Prometheus text format 0.0.4.
+pub fn metrics_text(registry: &prometheus::Registry) -> Result<String, prometheus::Error> {
     let mut text = String::new();
-    match prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
-        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+    prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text)?;
+    Ok(text)
+}
+
+/// `GET /metrics`: [`metrics_text`] as a response (a 500 whose detail is logged if the registry
+/// cannot be encoded).
+pub fn metrics_response(registry: &prometheus::Registry) -> Response {
+    match metrics_text(registry) {
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
         Err(err) => {
             let response = error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,

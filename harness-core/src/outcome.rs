@@ -85,6 +85,19 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// [`Outcome::from_code`]: every code is an outcome.
+impl From<&str> for Outcome {
+    fn from(code: &str) -> Self {
+        Self::from_code(code)
+    }
+}
+
+impl From<String> for Outcome {
+    fn from(code: String) -> Self {
+        Self::from_code(&code)
+    }
+}
+
 impl Serialize for Outcome {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use harness_core::sync::lock;
 use harness_core::wire::LatencyRecord;
 use load_tester::ledger::{EnqueueOutcome, Ledger, request_id};
 use load_tester::metrics::Metrics;
 use load_tester::report::write_report;
 use load_tester::schedule::{Arrivals, Plan};
-use load_tester::store::{RunInfo, RunState, RunStore, lock};
+use load_tester::store::{RunInfo, RunState, RunStore};
 use load_tester::{ImagePool, PoolImage, RunOptions, Sample, SeriesKind, Workload, run_load_test};
 
 const SECONDS_PER_RATE: usize = 3;

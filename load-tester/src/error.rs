@@ -2,9 +2,9 @@
 //! them into `{"error":{"code","message"}}` bodies.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use harness_core::api_error::error_response;
+use harness_core::api_error::{ErrorDetail, error_response};
 
 use crate::base_url::UrlError;
 use crate::image_pool::PoolError;
@@ -32,8 +32,6 @@ pub enum Error {
     /// Bad JSON, wrong content type, body too large: axum's own rejections.
     #[error("{}", .0.body_text())]
     Json(#[from] JsonRejection),
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
     #[error("run {0} is still active; wait for it to finish")]
     RunActive(String),
     #[error("no run with id {0:?}")]
@@ -42,8 +40,6 @@ pub enum Error {
     NoRun,
     #[error("no route for {0}")]
     NotFound(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
     /// The message carries the whole cause chain: reqwest's own message is generic and the
     /// reason ("Connection refused") is at the bottom.
     #[error("the dispatcher at {url} is unreachable: {}", cause_chain(.source))]
@@ -106,12 +102,10 @@ impl Error {
                 "body_too_large"
             }
             Error::Json(_) => "invalid_json",
-            Error::Unauthorized => "unauthorized",
             Error::RunActive(_) => "run_active",
             Error::RunNotFound(_) => "run_not_found",
             Error::NoRun => "no_run",
             Error::NotFound(_) => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
             Error::DispatcherUnreachable { .. } => "dispatcher_unreachable",
             Error::Config(_) | Error::Url(_) | Error::EnqueueUri { .. } => "invalid_config",
             Error::Report(_) => "report_failed",
@@ -128,10 +122,8 @@ impl Error {
                 StatusCode::BAD_REQUEST
             }
             Error::Json(rejection) => rejection.status(),
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::RunActive(_) => StatusCode::CONFLICT,
             Error::RunNotFound(_) | Error::NoRun | Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             // The dispatcher URL comes from the request (or its default): the client can fix
             // it, so it gets the reason.
             Error::DispatcherUnreachable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -147,18 +139,11 @@ impl Error {
     }
 }
 
+/// The client sees the code and, below 500, the message; the detail with its causes goes to
+/// the trace layer, which logs it (at ERROR for a 500).
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, code = self.code(), "request failed");
-        }
-        let mut response = error_response(status, self.code(), self.to_string());
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        let response = error_response(self.status(), self.code(), self.to_string());
+        ErrorDetail::attach(response, self.code(), &self)
     }
 }

@@ -236,7 +236,7 @@ impl Ledger {
         let completion_second = completed_at.as_secs() as usize;
         if !record.is_ok() {
             self.counts.failed += 1;
-            self.count_failure(&record.outcome);
+            self.count_failure(record.outcome.as_str());
             self.bin(completion_second).failed += 1;
             return RecordOutcome::Stored;
         }

@@ -1,10 +1,7 @@
 //! Prometheus metrics of the load tester, in a per-instance registry (the demo runs a load
 //! tester next to other services in one process; the global registry would mix them up).
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Schedule lag buckets, in seconds: the interesting range is 100 µs to a few ms; anything
 /// beyond a second means the generator could not keep up at all.
@@ -113,13 +110,9 @@ impl Metrics {
         m
     }
 
-    /// The text exposition format 0.0.4.
-    pub fn encode(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(%err, "cannot encode metrics");
-        }
-        String::from_utf8(out).unwrap_or_default()
+    /// The registry `/metrics` exposes.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 
@@ -138,7 +131,7 @@ mod tests {
         let m = Metrics::new();
         m.requests_sent.inc();
         m.schedule_lag.observe(0.0003);
-        let text = m.encode();
+        let text = harness_core::http::metrics_text(m.registry()).unwrap();
         for name in [
             "loadtest_requests_sent_total 1",
             "loadtest_enqueue_responses_total{outcome=\"accepted\"} 0",

@@ -9,13 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::{StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
+use harness_core::auth::require_control_access;
+use harness_core::http::{
+    handle_layer_error, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+};
 use harness_core::wire::{LatencyBatch, StoreLatencyResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use tower::ServiceBuilder;
@@ -52,11 +55,14 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{id}", get(run_progress))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz));
-    if state.control.is_some() {
+    if let Some(control) = &state.control {
         let control = Router::new()
             .route("/runLoadTest", post(start_run))
             .route("/generateReport", post(generate_report))
-            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+            .route_layer(middleware::from_fn_with_state(
+                control.access.clone(),
+                require_control_access,
+            ));
         router = router.merge(control);
     }
     router
@@ -74,32 +80,6 @@ pub fn app(state: AppState) -> Router {
         .layer(panic_guard())
         .layer(trace_layer())
         .with_state(state)
-}
-
-/// Bearer-token check of the control endpoints (no-op without a configured token).
-async fn require_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, Error> {
-    let expected = state.control()?.config.auth_token.as_deref();
-    if let Some(expected) = expected {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            return Err(Error::Unauthorized);
-        }
-    }
-    Ok(next.run(request).await)
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `axum::Json` whose rejections (bad JSON, wrong content type, body too large) come out in
@@ -216,7 +196,7 @@ pub async fn start_run(
     let options = run_options(&control, request).await?;
     let prepared = prepare(options, &state.store, &state.metrics).await?;
     let started = {
-        let ledger = crate::store::lock(&prepared.state.ledger);
+        let ledger = harness_core::sync::lock(&prepared.state.ledger);
         RunStarted {
             run_id: prepared.state.id().to_owned(),
             planned: ledger.plan().total(),
@@ -285,39 +265,17 @@ pub async fn store_latency(
     Json(state.store.store(&batch.into_vec(), &state.metrics))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    metrics_response(state.metrics.registry())
 }
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-pub async fn not_found(uri: Uri) -> Error {
-    Error::NotFound(uri.path().to_owned())
-}
-
-pub async fn method_not_allowed() -> Error {
-    Error::MethodNotAllowed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
 
     #[test]
     fn arrivals_are_typed_and_unknown_names_kept() {

@@ -15,6 +15,8 @@ use rand::Rng;
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
+use harness_core::sync::lock;
+
 use crate::base_url::endpoint;
 use crate::config::{GeneratorArgs, GeneratorSettings};
 use crate::error::Error;
@@ -26,7 +28,7 @@ use crate::sampler::{DispatcherStatsSampler, MetricsSampler, Sampler, sample_all
 use crate::schedule::{Arrivals, Plan};
 use crate::sender::{EnqueueClient, Generator};
 use crate::stats::Stats;
-use crate::store::{Phase, Progress, RunInfo, RunState, RunStore, lock};
+use crate::store::{Phase, Progress, RunInfo, RunState, RunStore};
 use crate::workload::Workload;
 
 /// After an interruption, how long records still have to arrive.

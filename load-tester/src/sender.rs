@@ -24,11 +24,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use harness_core::sync::lock;
+
 use crate::image_pool::ImagePool;
 use crate::ledger::{EnqueueOutcome, request_id};
 use crate::metrics::Metrics;
 use crate::schedule::{Plan, Slot};
-use crate::store::{RunState, lock};
+use crate::store::RunState;
 
 /// The longest the pacer sleeps before looking at the cancellation token again.
 const CANCEL_POLL: Duration = Duration::from_millis(50);

@@ -2,15 +2,17 @@
 //! `/storeLatency` receiver alone, and [`run_load_test`], which wraps one run of the engine in
 //! its own receiver (what `load-tester run` and the local demo call).
 //!
-//! Without an auth token, [`run`] refuses to listen on anything but a loopback address unless
-//! `--allow-unauthenticated` says that is intended: anyone who can reach the port could make
-//! this process send traffic.
+//! The control endpoints follow the project's one token policy ([`harness_core::auth`]).
+//! Where that policy would disable them (no token, not a loopback address, no
+//! `--allow-unauthenticated`), [`run`] refuses to start instead: they are what `serve` is for,
+//! and anyone who can reach the port could make this process send traffic.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
+use harness_core::auth::ControlAccess;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +26,8 @@ use crate::store::{Progress, RunStore};
 
 /// The `serve` router over a fresh store, without a socket (handler tests).
 pub fn test_app(config: ServeConfig) -> Router {
-    app(AppState::serve(Arc::new(Control::new(config))))
+    let access = ControlAccess::token_or_open(config.auth_token.as_deref());
+    app(AppState::serve(Arc::new(Control::new(config, access))))
 }
 
 /// `load-tester serve`: serves the control API and receiver until `shutdown`, then stops any
@@ -38,17 +41,22 @@ pub async fn run(
     let addr = listener.local_addr().context("listener has no address")?;
     let token_empty = config.auth_token.as_deref().is_some_and(str::is_empty);
     anyhow::ensure!(!token_empty, "--auth-token is set but empty");
-    if config.auth_token.is_none() && !addr.ip().is_loopback() && !config.allow_unauthenticated {
+    let access = ControlAccess::for_bind(
+        addr,
+        config.auth_token.as_deref(),
+        config.allow_unauthenticated,
+    );
+    if access.is_disabled() {
         anyhow::bail!(
             "refusing to serve the control endpoints on {addr} without a token: set \
              --auth-token/AUTH_TOKEN, bind a loopback address, or pass \
              --allow-unauthenticated/ALLOW_UNAUTHENTICATED=true"
         );
     }
-    if config.auth_token.is_none() {
+    if access == ControlAccess::Open {
         tracing::warn!(%addr, "control endpoints are unauthenticated");
     }
-    let control = Arc::new(Control::new(config));
+    let control = Arc::new(Control::new(config, access));
     let state = AppState::serve(control.clone());
     tracing::info!(%addr, "load tester listening");
     let stop_runs = control.shutdown.clone();

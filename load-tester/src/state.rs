@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use harness_core::auth::ControlAccess;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,6 +15,8 @@ use crate::store::RunStore;
 /// What the control endpoints need beyond the receiver.
 pub(crate) struct Control {
     pub config: ServeConfig,
+    /// Who may call `/runLoadTest` and `/generateReport`.
+    pub access: ControlAccess,
     /// Serialises run starts so that two requests cannot both pass the "no active run" check.
     pub start_lock: tokio::sync::Mutex<()>,
     /// Cancelled at shutdown: stops every run's sending.
@@ -23,9 +26,10 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    pub(crate) fn new(config: ServeConfig) -> Self {
+    pub(crate) fn new(config: ServeConfig, access: ControlAccess) -> Self {
         Self {
             config,
+            access,
             start_lock: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

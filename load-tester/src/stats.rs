@@ -7,8 +7,10 @@ use std::fmt;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use harness_core::sync::lock;
+
 use crate::schedule::ArrivalProcess;
-use crate::store::{Phase, RunState, lock};
+use crate::store::{Phase, RunState};
 
 /// Bumped on any incompatible change to [`Stats`].
 pub const SCHEMA_VERSION: u32 = 1;

@@ -6,12 +6,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness_core::wire::{LatencyRecord, StoreLatencyResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+
+use harness_core::sync::lock;
 
 use crate::ledger::{Ledger, RecordOutcome, parse_request_id};
 use crate::metrics::Metrics;
@@ -20,11 +22,6 @@ use crate::schedule::ArrivalProcess;
 
 /// Runs kept in memory for `/runs/{id}`, reports and late records.
 const KEEP_RUNS: usize = 16;
-
-/// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

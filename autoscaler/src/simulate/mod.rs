@@ -132,10 +132,10 @@ pub fn warm_start(workload: &Workload, tuning: &Tuning) -> u32 {
 /// over it and summarises the runs.
 pub fn run(options: &SimulateOptions) -> anyhow::Result<Simulation> {
     let tuning = &options.tuning;
-    let workload = read_workload(&options.workload)?;
+    let workload = Workload::load(&options.workload)?;
     let service = match &options.service_times {
         Some(path) => {
-            let samples = read_workload(path)?;
+            let samples = Workload::load(path)?;
             ServiceTime::Empirical(Arc::from(samples.rates()))
         }
         None => ServiceTime::Exponential {
@@ -182,10 +182,4 @@ pub fn write_workload(shape: Shape, seed: u64, out: &Path) -> anyhow::Result<()>
     );
     std::fs::write(out, workload.to_text(&header))
         .with_context(|| format!("writing {}", out.display()))
-}
-
-fn read_workload(path: &Path) -> anyhow::Result<Workload> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Workload::parse(&text).with_context(|| format!("{}", path.display()))
 }

@@ -1,30 +1,17 @@
 //! The simulation as a picture: load, replicas per policy and p95 latency per policy over
-//! time, stacked, in one PNG. The font is embedded so that the plot looks the same everywhere.
+//! time, stacked, in one PNG, in the project's shared look ([`harness_core::plot`]: embedded
+//! font, colour-blind-safe palette).
 
 use std::path::Path;
-use std::sync::Once;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use harness_core::plot::{self, FAMILY, PALETTE as COLORS};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 
 use super::engine::RunResult;
 use super::workload::Workload;
-
-/// DejaVu Sans (see `assets/DejaVuSans-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-static REGISTER: Once = Once::new();
-
-const COLORS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(23, 190, 207),
-];
 
 /// Draws `results` over `workload` to a PNG at `path`, with `sla_latency` as the reference
 /// line of the latency panel.
@@ -34,11 +21,7 @@ pub fn draw(
     results: &[RunResult],
     sla_latency: Duration,
 ) -> anyhow::Result<()> {
-    REGISTER.call_once(|| {
-        if register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
-            tracing::warn!("embedded font rejected: the plot will have no text");
-        }
-    });
+    plot::register()?;
     let axis = TimeAxis::for_seconds(workload.seconds() as f64);
     let root = BitMapBackend::new(path, (1400, 1050)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
@@ -101,7 +84,7 @@ fn draw_load(
         .collect();
     let load_max = load.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(panel)
-        .caption("Arrival rate (requests/s)", ("sans-serif", 22))
+        .caption("Arrival rate (requests/s)", (FAMILY, 22))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(60)
@@ -128,7 +111,7 @@ fn draw_replicas(panel: &Panel<'_>, axis: &TimeAxis, results: &[RunResult]) -> a
         .unwrap_or(1)
         .max(1);
     let mut chart = ChartBuilder::on(panel)
-        .caption("Replicas", ("sans-serif", 22))
+        .caption("Replicas", (FAMILY, 22))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(60)
@@ -160,7 +143,7 @@ fn draw_replicas(panel: &Panel<'_>, axis: &TimeAxis, results: &[RunResult]) -> a
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .label_font(("sans-serif", 16))
+        .label_font((FAMILY, 16))
         .draw()
         .map_err(plot_error)?;
     Ok(())
@@ -180,7 +163,7 @@ fn draw_latency(
         .flat_map(|r| r.buckets.iter().map(|b| b.p95_latency_ms))
         .fold(sla_ms.max(10.0), f64::max);
     let mut chart = ChartBuilder::on(panel)
-        .caption("p95 latency per bucket (ms, log scale)", ("sans-serif", 22))
+        .caption("p95 latency per bucket (ms, log scale)", (FAMILY, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)

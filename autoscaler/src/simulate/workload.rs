@@ -1,9 +1,13 @@
-//! Workload traces: per-second arrival rates in the load tester's `workload.txt` format
-//! (numbers separated by commas and/or whitespace, `#` starts a comment; decimals are accepted
-//! here too), and the generator of the shipped synthetic traces.
+//! Workload traces: per-second mean arrival rates in the load tester's `workload.txt` format,
+//! read by the one parser of that format ([`harness_core::workload`], decimals allowed here),
+//! and the generator of the shipped synthetic traces.
 
 use std::f64::consts::PI;
 use std::fmt::Write as _;
+use std::path::Path;
+
+use harness_core::workload::{self, Numbers};
+pub use harness_core::workload::WorkloadError;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -12,15 +16,6 @@ use rand::{Rng, SeedableRng};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     rates: Vec<f64>,
-}
-
-/// Where and why a workload file is invalid (1-based line and column).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line} column {column}: {message}")]
-pub struct WorkloadError {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
 }
 
 impl Workload {
@@ -33,42 +28,14 @@ impl Workload {
         Self { rates }
     }
 
-    pub fn parse(text: &str) -> Result<Self, WorkloadError> {
-        let mut rates = Vec::new();
-        for (line_index, line) in text.lines().enumerate() {
-            let content = line.split('#').next().unwrap_or("");
-            let mut column = 0;
-            for token in content.split_inclusive(|c: char| c == ',' || c.is_whitespace()) {
-                let start = column;
-                column += token.chars().count();
-                let value = token.trim_end_matches(|c: char| c == ',' || c.is_whitespace());
-                if value.is_empty() {
-                    continue;
-                }
-                let error = |message: String| WorkloadError {
-                    line: line_index + 1,
-                    column: start + 1,
-                    message,
-                };
-                let rate: f64 = value
-                    .parse()
-                    .map_err(|_| error(format!("{value:?} is not a number")))?;
-                if !rate.is_finite() || rate < 0.0 {
-                    return Err(error(format!(
-                        "rate must be a finite number ≥ 0, got {value}"
-                    )));
-                }
-                rates.push(rate);
-            }
-        }
-        if rates.is_empty() {
-            return Err(WorkloadError {
-                line: text.lines().count().max(1),
-                column: 1,
-                message: "no rates: the workload is empty".into(),
-            });
-        }
-        Ok(Self { rates })
+    /// Parses a trace; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, WorkloadError> {
+        workload::parse_rates(text, origin, Numbers::Decimal).map(|rates| Self { rates })
+    }
+
+    /// Reads a trace file; errors name the file, line and column, as the load tester's do.
+    pub fn load(path: &Path) -> Result<Self, WorkloadError> {
+        workload::read_rates(path, Numbers::Decimal).map(|rates| Self { rates })
     }
 
     pub fn rates(&self) -> &[f64] {
@@ -170,25 +137,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_commas_whitespace_and_comments() {
-        let w = Workload::parse("# header\n1, 2,3\t4\n\n 5.5 # trailing\n,6,\n").unwrap();
+    fn parses_commas_whitespace_comments_and_decimals() {
+        let w = Workload::parse("# header\n1, 2,3\t4\n\n 5.5 # trailing\n,6,\n", "t").unwrap();
         assert_eq!(w.rates(), &[1.0, 2.0, 3.0, 4.0, 5.5, 6.0]);
         assert_eq!(w.seconds(), 6);
     }
 
     #[test]
-    fn errors_point_at_line_and_column() {
+    fn errors_point_at_line_and_column_as_the_load_testers_do() {
         let cases = [
             ("1, 2\n3, x4, 5", 2, 4),
             ("1,-2", 1, 3),
             ("1 2 3\n   NaN", 2, 4),
             ("inf", 1, 1),
-            ("# only a comment\n", 1, 1),
+            ("# only a comment\n", 2, 1),
             ("", 1, 1),
         ];
         for (text, line, column) in cases {
-            let err = Workload::parse(text).expect_err(text);
-            assert_eq!((err.line, err.column), (line, column), "{text:?}: {err}");
+            let err = Workload::parse(text, "t.txt").expect_err(text).to_string();
+            let at = format!("t.txt:{line}:{column}: ");
+            assert!(err.starts_with(&at), "{text:?}: {err}");
         }
     }
 
@@ -199,7 +167,7 @@ mod tests {
             assert_eq!(a, shape.generate(7));
             assert_ne!(a, shape.generate(8));
             let text = a.to_text("test");
-            assert_eq!(Workload::parse(&text).unwrap(), a);
+            assert_eq!(Workload::parse(&text, "generated").unwrap(), a);
         }
         assert_eq!(Shape::Diurnal.generate(1).seconds(), 86_400);
     }

@@ -67,10 +67,8 @@ pub enum WorkloadError {
 /// What was wrong with one token of a workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    /// Letters or other characters where a whole number belongs.
+    /// Letters or other characters where a number belongs.
     NotANumber(String),
-    /// Letters or other characters where a number (decimals allowed) belongs.
-    NotARate(String),
     Negative(String),
     Decimal(String),
     TooLarge(String),
@@ -85,11 +83,7 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::NotANumber(t) => write!(
-                f,
-                "expected a whole number of requests per second, found {t:?}"
-            ),
-            Problem::NotARate(t) => {
+            Problem::NotANumber(t) => {
                 write!(f, "expected a number of requests per second, found {t:?}")
             }
             Problem::Negative(t) => write!(
@@ -328,11 +322,7 @@ fn parse_token(token: &str, numbers: Numbers) -> Result<f64, (usize, Problem)> {
     {
         return Err((offset, Problem::Separator(c)));
     }
-    let expected = match numbers {
-        Numbers::Whole => Problem::NotANumber(token.to_owned()),
-        Numbers::Decimal => Problem::NotARate(token.to_owned()),
-    };
-    Err((0, expected))
+    Err((0, Problem::NotANumber(token.to_owned())))
 }
 
 #[cfg(test)]

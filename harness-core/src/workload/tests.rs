@@ -34,7 +34,7 @@ fn errors_name_file_line_column_and_expectation() {
     let bad: &[(&str, &str)] = &[
         (
             "1, 2\n3, abc",
-            "w.txt:2:4: expected a whole number of requests per second, found \"abc\"",
+            "w.txt:2:4: expected a number of requests per second, found \"abc\"",
         ),
         (
             "1 -5",
@@ -54,7 +54,7 @@ fn errors_name_file_line_column_and_expectation() {
         ),
         ("1;2;3", "w.txt:1:2: unexpected separator ';'"),
         ("10|20", "w.txt:1:3: unexpected separator '|'"),
-        ("5 1e3", "w.txt:1:3: expected a whole number"),
+        ("5 1e3", "w.txt:1:3: expected a number of requests per second"),
         ("", "w.txt:1:1: the schedule is empty"),
         ("# only a comment\n", "w.txt:2:1: the schedule is empty"),
         ("0, 0 0", "w.txt:1:7: the schedule is empty"),

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
+use harness_core::sync::lock;
+
 use crate::ledger::SecondBin;
 use crate::sampler::Timeline;
 use crate::stats::Stats;
-use crate::store::{RunState, lock};
+use crate::store::RunState;
 
 /// File names inside a report folder.
 pub const STATS_JSON: &str = "stats.json";

@@ -1,15 +1,17 @@
-//! PNG plots of a run, drawn with plotters and an embedded font (DejaVu Sans, see
-//! `assets/DejaVuSans-LICENSE.txt`) so that rendering never depends on the fonts installed.
+//! PNG plots of a run, drawn with plotters in the project's shared look
+//! ([`harness_core::plot`]: embedded font, colour-blind-safe palette).
 //!
 //! Every function here is CPU-bound; callers run them on the blocking pool.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
+use harness_core::plot::{
+    self, BLUE, FAMILY, GREEN, GREY, INK, ORANGE, PURPLE, SKY, VERMILION, headroom, legend_line,
+    ticks,
+};
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use crate::ledger::SecondBin;
 use crate::sampler::{SeriesKind, Timeline};
@@ -20,57 +22,13 @@ pub type PlotError = Box<dyn std::error::Error + Send + Sync>;
 
 type PlotResult<T = ()> = Result<T, PlotError>;
 
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
 pub const SIZE: (u32, u32) = (1200, 560);
 
-// A colour-blind-safe palette (Okabe–Ito), plus grey for the offered load.
-const BLUE: RGBColor = RGBColor(0, 114, 178);
-const ORANGE: RGBColor = RGBColor(230, 159, 0);
-const VERMILION: RGBColor = RGBColor(213, 94, 0);
-const GREEN: RGBColor = RGBColor(0, 158, 115);
-const PURPLE: RGBColor = RGBColor(204, 121, 167);
-const SKY: RGBColor = RGBColor(86, 180, 233);
-const GREY: RGBColor = RGBColor(150, 150, 150);
-const INK: RGBColor = RGBColor(40, 40, 40);
-
-/// Registers the embedded font once per process.
-fn ensure_font() -> PlotResult {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err("the embedded font is not a valid TrueType font".into())
-    }
-}
-
 fn canvas(path: &Path) -> PlotResult<DrawingArea<BitMapBackend<'_>, Shift>> {
-    ensure_font()?;
+    plot::register()?;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     Ok(root)
-}
-
-/// Upper end of an axis: a little headroom above the data, never an empty range.
-fn headroom(max: f64) -> f64 {
-    if max > 0.0 { max * 1.1 } else { 1.0 }
-}
-
-/// Tick labels without a pointless `.0` once the axis spans enough units.
-fn ticks(span: f64) -> impl Fn(&f64) -> String {
-    move |v: &f64| {
-        if span >= 8.0 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.1}")
-        }
-    }
-}
-
-fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
 }
 
 /// p50/p95/p99 of successful requests by the second they were sent in. Returns false (and

@@ -143,7 +143,7 @@ async fn enqueue(State(t): State<Target>, Json(body): Json<EnqueueRequest>) -> R
                 inference_ms: Some(latency_ms * 0.75),
                 latency_ms,
                 attempts: 1,
-                outcome,
+                outcome: outcome.into(),
                 http_status: Some(if ok { 200 } else { 504 }),
                 label: ok.then(|| "espresso".to_owned()),
                 endpoint: Some("http://127.0.0.1:9".into()),
