@@ -164,18 +164,21 @@ fn jpeg_is_complete(bytes: &[u8]) -> Result<(), Error> {
     }
 }
 
+/// Sorts a decoder error into the service's errors, keeping it as their cause.
 fn image_error(err: ImageError) -> Error {
-    match err {
-        ImageError::Limits(limit) => match limit.kind() {
-            LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory => {
-                Error::TooManyPixels(limit.to_string())
-            }
-            _ => Error::InvalidImage(limit.to_string()),
-        },
-        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::InvalidImage("the image data is truncated".to_owned())
+    match &err {
+        ImageError::Limits(limit)
+            if matches!(
+                limit.kind(),
+                LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory
+            ) =>
+        {
+            Error::DecoderLimit(err)
         }
-        other => Error::InvalidImage(other.to_string()),
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::Truncated(err)
+        }
+        _ => Error::Decode(err),
     }
 }
 
