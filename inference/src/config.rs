@@ -2,7 +2,8 @@
 //!
 //! Values are parsed into domain types here ([`PerChannel`], durations, non-zero counts), so the
 //! rest of the crate never sees a raw string. Cross-field checks (`--resize-shorter` at least
-//! `--input-size`, a non-zero std) happen once, in [`crate::preprocess::Preprocessing::from_config`].
+//! `--input-size`, a non-zero std) happen once, in [`Config::preprocessing`], which turns the
+//! flags into the domain's [`Preprocessing`].
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -13,6 +14,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cpu_quota;
+use crate::error::Error;
+use crate::preprocess::Preprocessing;
 
 /// Settings of the inference service.
 #[derive(Debug, Clone, Parser)]
@@ -107,6 +110,17 @@ impl Config {
     /// The worker count: `--workers`, else the CPUs this process may use.
     pub fn worker_count(&self) -> NonZeroUsize {
         self.workers.unwrap_or_else(cpu_quota::usable_cpus)
+    }
+
+    /// The preprocessing named by `--input-size`, `--resize-shorter`, `--mean` and `--std`,
+    /// checked for consistency.
+    pub fn preprocessing(&self) -> Result<Preprocessing, Error> {
+        Preprocessing::new(
+            self.input_size,
+            self.resize_shorter,
+            self.mean.0,
+            self.std.0,
+        )
     }
 
     /// The concurrency limit of `/infer`: `--max-concurrency`, else 4 × (workers + queue).

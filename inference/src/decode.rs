@@ -146,36 +146,38 @@ fn jpeg_is_complete(bytes: &[u8]) -> Result<(), Error> {
             .ok_or_else(truncated)?;
         at += length;
         if marker == SOS {
-            // Entropy-coded data: runs to the next 0xFF that is neither a stuffed 0xFF00 nor
-            // a restart marker.
-            loop {
-                let ff = bytes
-                    .get(at..)
-                    .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
-                    .ok_or_else(truncated)?;
-                at += ff;
-                match bytes.get(at + 1) {
-                    None => return Err(truncated()),
-                    Some(0x00 | 0xD0..=0xD7) => at += 2,
-                    Some(_) => break,
-                }
-            }
+            at = skip_entropy_coded(bytes, at).ok_or_else(truncated)?;
         }
     }
 }
 
-fn image_error(err: ImageError) -> Error {
-    match err {
-        ImageError::Limits(limit) => match limit.kind() {
-            LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory => {
-                Error::TooManyPixels(limit.to_string())
-            }
-            _ => Error::InvalidImage(limit.to_string()),
-        },
-        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::InvalidImage("the image data is truncated".to_owned())
+/// The position of the marker that ends the entropy-coded data starting at `at`: the next 0xFF
+/// that is neither a stuffed 0xFF00 nor a restart marker. `None` if the data ends first.
+fn skip_entropy_coded(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        at += bytes.get(at..)?.iter().position(|&b| b == 0xFF)?;
+        match bytes.get(at + 1)? {
+            0x00 | 0xD0..=0xD7 => at += 2,
+            _ => return Some(at),
         }
-        other => Error::InvalidImage(other.to_string()),
+    }
+}
+
+/// Sorts a decoder error into the service's errors, keeping it as their cause.
+fn image_error(err: ImageError) -> Error {
+    match &err {
+        ImageError::Limits(limit)
+            if matches!(
+                limit.kind(),
+                LimitErrorKind::DimensionError | LimitErrorKind::InsufficientMemory
+            ) =>
+        {
+            Error::DecoderLimit(err)
+        }
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::Truncated(err)
+        }
+        _ => Error::Decode(err),
     }
 }
 

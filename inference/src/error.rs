@@ -4,17 +4,25 @@
 //! readiness are 503 with `Retry-After`, so a dispatcher can try another replica; anything else is
 //! a 500 whose detail is logged and never sent.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use fast_image_resize::ResizeError;
 use harness_core::api_error::{error_response, overloaded_response};
 use harness_core::image_payload::PayloadError;
+use image::ImageError;
+use tract_onnx::prelude::TractError;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
 
 /// Errors of the inference service.
+///
+/// Where a lower-level error caused the failure, the variant keeps it as its `source()`; the
+/// message (which clients see for 4xx) still includes its text, as it always has.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request body has no bytes.
@@ -22,7 +30,7 @@ pub enum Error {
     EmptyBody,
     /// The body is not JSON.
     #[error("invalid JSON: {0}")]
-    InvalidJson(String),
+    InvalidJson(#[source] serde_json::Error),
     /// JSON, but not the shape `{"image": "<base64>"}`.
     #[error("{0}")]
     InvalidRequest(String),
@@ -43,17 +51,30 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     /// The connection failed while the body was being received.
     #[error("cannot read the request body: {0}")]
-    BodyRead(String),
+    BodyRead(#[source] BytesRejection),
     /// The bytes are not in a supported image format.
     #[error("not a supported image: expected JPEG, PNG, WebP, GIF or BMP")]
     NotAnImage,
-    /// A supported format, but the data is corrupt or truncated.
+    /// A supported format, but the data is corrupt or truncated (found by this crate's own
+    /// checks: the JPEG marker walk, a zero-pixel header, a panicking decoder).
     #[error("cannot decode the image: {0}")]
     InvalidImage(String),
+    /// The image decoder refused the data as corrupt.
+    #[error("cannot decode the image: {0}")]
+    Decode(#[source] ImageError),
+    /// The image data ends before the decoder has all its pixels.
+    #[error("cannot decode the image: the image data is truncated")]
+    Truncated(#[source] ImageError),
+    /// The resampler refused the decoded image.
+    #[error("cannot decode the image: cannot resample: {0}")]
+    Resample(#[source] ResizeError),
     /// The header declares more pixels than `--max-pixels`, or decoding would need more memory
     /// than the decoder limits allow.
     #[error("image too large: {0}")]
     TooManyPixels(String),
+    /// The decoder's own limits (dimensions, memory) refused the image.
+    #[error("image too large: {0}")]
+    DecoderLimit(#[source] ImageError),
     /// Every worker is busy and the waiting queue is full.
     #[error("overloaded: all workers are busy and the queue is full")]
     Overloaded,
@@ -75,15 +96,59 @@ pub enum Error {
     /// A configuration value that clap could not check on its own.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The model or its labels cannot be loaded or do not fit the configuration.
+    /// The model and its labels or configuration do not fit together.
     #[error("model: {0}")]
     Model(String),
-    /// A bug or an unexpected runtime failure (model execution, a panicking worker).
+    /// tract cannot read, shape or plan the ONNX file at `path`; `what` says which step failed.
+    #[error("model: {what} {}: {source:#}", .path.display())]
+    ModelFile {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: TractError,
+    },
+    /// tract cannot describe the planned model's output.
+    #[error("model: output: {0:#}")]
+    ModelOutput(#[source] TractError),
+    /// The labels file cannot be read.
+    #[error("model: cannot read labels {}: {source}", .path.display())]
+    Labels {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bug with no lower-level error to keep (a panicking worker, a missing model output).
     #[error("internal: {0}")]
     Internal(String),
+    /// Running the model failed; `what` says at which step.
+    #[error("internal: {what}: {source:#}")]
+    ModelRun {
+        what: &'static str,
+        #[source]
+        source: TractError,
+    },
+    /// Any other unexpected runtime failure (a thread that cannot start, a buffer view that
+    /// does not fit); `what` says what was being done.
+    #[error("internal: {what}: {source}")]
+    Unexpected {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
+    /// An [`Error::Unexpected`]: `what` failed because of `source`.
+    pub fn unexpected(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Unexpected {
+            what,
+            source: source.into(),
+        }
+    }
+
     /// The stable, machine-readable code clients and metrics see.
     pub fn code(&self) -> &'static str {
         match self {
@@ -97,8 +162,11 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::BodyRead(_) => "body_read_failed",
             Error::NotAnImage => "not_an_image",
-            Error::InvalidImage(_) => "invalid_image",
-            Error::TooManyPixels(_) => "too_many_pixels",
+            Error::InvalidImage(_)
+            | Error::Decode(_)
+            | Error::Truncated(_)
+            | Error::Resample(_) => "invalid_image",
+            Error::TooManyPixels(_) | Error::DecoderLimit(_) => "too_many_pixels",
             Error::Overloaded => "overloaded",
             Error::NotReady => "not_ready",
             Error::Timeout(_) => "timeout",
@@ -106,8 +174,11 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Config(_) => "invalid_config",
-            Error::Model(_) => "model_error",
-            Error::Internal(_) => "internal",
+            Error::Model(_)
+            | Error::ModelFile { .. }
+            | Error::ModelOutput(_)
+            | Error::Labels { .. } => "model_error",
+            Error::Internal(_) | Error::ModelRun { .. } | Error::Unexpected { .. } => "internal",
         }
     }
 
@@ -122,7 +193,11 @@ impl Error {
             | Error::UnknownField(_)
             | Error::NotAnImage
             | Error::InvalidImage(_)
-            | Error::TooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | Error::Decode(_)
+            | Error::Truncated(_)
+            | Error::Resample(_)
+            | Error::TooManyPixels(_)
+            | Error::DecoderLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Overloaded | Error::NotReady | Error::Timeout(_) | Error::ShuttingDown => {
@@ -130,9 +205,14 @@ impl Error {
             }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Config(_) | Error::Model(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config(_)
+            | Error::Model(_)
+            | Error::ModelFile { .. }
+            | Error::ModelOutput(_)
+            | Error::Labels { .. }
+            | Error::Internal(_)
+            | Error::ModelRun { .. }
+            | Error::Unexpected { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -178,5 +258,31 @@ mod tests {
         let payload = Error::from(PayloadError::Empty);
         assert_eq!(payload.code(), "empty_image");
         assert_eq!(payload.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn causes_are_kept_and_messages_read_as_before() {
+        use std::error::Error as _;
+        let json = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
+        let text = json.to_string();
+        let err = Error::InvalidJson(json);
+        assert_eq!(err.to_string(), format!("invalid JSON: {text}"));
+        assert!(err.source().is_some());
+
+        let err = Error::Labels {
+            path: PathBuf::from("/m/labels.txt"),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "model: cannot read labels /m/labels.txt: gone"
+        );
+        assert_eq!(err.code(), "model_error");
+        assert!(err.source().is_some());
+
+        let err = Error::unexpected("cannot start worker thread", std::io::Error::other("no"));
+        assert_eq!(err.to_string(), "internal: cannot start worker thread: no");
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(err.source().is_some());
     }
 }

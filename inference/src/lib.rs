@@ -11,31 +11,33 @@
 //! loaded elsewhere, shared by several replicas), [`app`] (the router, for tests).
 //!
 //! # Layout
-//! - [`config`]: the clap [`Config`]: flags, environment variables, defaults.
-//! - [`cpu_quota`]: the default worker count, from the cgroup CPU limit.
+//! - [`config`]: the clap [`Config`]: flags, environment variables, defaults, their checks.
+//! - [`state`]: [`AppState`], what the handlers of one instance share.
+//! - [`routes`]: the router ([`app`]), handlers, middleware and axum's rejections as errors.
 //! - [`server`]: [`run`], [`run_with_classifier`], [`serve`], graceful shutdown.
-//! - [`routes`]: the router, handlers, middleware and the error mapping of axum's own rejections.
+//! - [`error`]: the [`Error`] enum, its codes and its one HTTP response.
+//! - [`metrics`]: the Prometheus registry of one instance.
 //! - [`request`]: the `/infer` body (JSON or raw image) and its validation.
-//! - [`state`]: per-instance state and the request pipeline run on a worker.
-//! - [`pool`]: the bounded pool of blocking workers.
+//! - [`classify`]: one `/infer` request on a worker: decode, preprocess, model, stage times.
+//! - [`worker_pool`]: the bounded pool of blocking workers.
 //! - [`decode`]: image bytes to RGB8 with decoder limits (decompression bombs).
 //! - [`preprocess`]: resize, centre-crop and normalise into the model input.
 //! - [`model`]: the tract [`Classifier`], softmax and top-k.
-//! - [`metrics`]: the Prometheus registry of one instance.
-//! - [`error`]: the [`Error`] enum, its codes and its HTTP responses.
+//! - [`cpu_quota`]: the default worker count, from the cgroup CPU limit.
 
+pub mod classify;
 pub mod config;
 pub mod cpu_quota;
 pub mod decode;
 pub mod error;
 pub mod metrics;
 pub mod model;
-pub mod pool;
 pub mod preprocess;
 pub mod request;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod worker_pool;
 
 pub use config::Config;
 pub use error::Error;

@@ -5,6 +5,7 @@
 //! dashboards, alerts and the autoscaler read them. Utilisation is
 //! `rate(inference_worker_busy_seconds_total) / inference_workers`.
 
+use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -70,41 +71,9 @@ impl Metrics {
 
     fn try_new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "inference_requests_total",
-                "Requests to /infer by outcome: ok or the error code.",
-            ),
-            &["outcome"],
-        )?;
-        let request_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "inference_request_duration_seconds",
-                "Time to answer a request to /infer, queueing included.",
-            )
-            .buckets(REQUEST_BUCKETS.to_vec()),
-        )?;
-        let stage_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "inference_stage_duration_seconds",
-                "Time spent in one stage of the pipeline: decode, preprocess, model.",
-            )
-            .buckets(STAGE_BUCKETS.to_vec()),
-            &["stage"],
-        )?;
-        let in_flight = IntGauge::new(
-            "inference_in_flight",
-            "Requests being processed by a worker.",
-        )?;
-        let queue_depth = IntGauge::new(
-            "inference_queue_depth",
-            "Requests waiting for a free worker.",
-        )?;
-        let workers = IntGauge::new("inference_workers", "Size of the worker pool.")?;
-        let worker_busy_seconds = prometheus::Counter::new(
-            "inference_worker_busy_seconds_total",
-            "Sum over workers of the time spent processing requests.",
-        )?;
+        registry.register(Box::new(ProcessCollector::for_self()))?;
+        let (requests, request_duration, stage_duration) = request_metrics(&registry)?;
+        let (in_flight, queue_depth, workers, worker_busy_seconds) = pool_metrics(&registry)?;
         let model_info = IntGaugeVec::new(
             Opts::new("inference_model_info", "The model served; always 1."),
             &["model", "input_size"],
@@ -113,22 +82,14 @@ impl Metrics {
             "inference_ready",
             "1 once the model is loaded and warmed up, else 0.",
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(request_duration.clone()))?;
-        registry.register(Box::new(stage_duration.clone()))?;
-        registry.register(Box::new(in_flight.clone()))?;
-        registry.register(Box::new(queue_depth.clone()))?;
-        registry.register(Box::new(workers.clone()))?;
-        registry.register(Box::new(worker_busy_seconds.clone()))?;
-        registry.register(Box::new(model_info.clone()))?;
-        registry.register(Box::new(ready.clone()))?;
-        registry.register(Box::new(ProcessCollector::for_self()))?;
         // Series exist from the start, so rate() has a baseline before the first request.
         requests.with_label_values(&["ok"]);
         for stage in [Stage::Decode, Stage::Preprocess, Stage::Model] {
             stage_duration.with_label_values(&[stage.label()]);
         }
         Ok(Self {
+            model_info: register(&registry, model_info)?,
+            ready: register(&registry, ready)?,
             registry,
             requests,
             request_duration,
@@ -137,8 +98,6 @@ impl Metrics {
             queue_depth,
             workers,
             worker_busy_seconds,
-            model_info,
-            ready,
         })
     }
 
@@ -182,4 +141,71 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The request-side metrics: outcomes, whole-request and per-stage durations.
+fn request_metrics(
+    registry: &Registry,
+) -> prometheus::Result<(IntCounterVec, Histogram, HistogramVec)> {
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "inference_requests_total",
+            "Requests to /infer by outcome: ok or the error code.",
+        ),
+        &["outcome"],
+    )?;
+    let request_duration = Histogram::with_opts(
+        HistogramOpts::new(
+            "inference_request_duration_seconds",
+            "Time to answer a request to /infer, queueing included.",
+        )
+        .buckets(REQUEST_BUCKETS.to_vec()),
+    )?;
+    let stage_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "inference_stage_duration_seconds",
+            "Time spent in one stage of the pipeline: decode, preprocess, model.",
+        )
+        .buckets(STAGE_BUCKETS.to_vec()),
+        &["stage"],
+    )?;
+    Ok((
+        register(registry, requests)?,
+        register(registry, request_duration)?,
+        register(registry, stage_duration)?,
+    ))
+}
+
+/// The worker pool's gauges and busy-time counter (the pool updates them itself).
+fn pool_metrics(
+    registry: &Registry,
+) -> prometheus::Result<(IntGauge, IntGauge, IntGauge, prometheus::Counter)> {
+    let in_flight = IntGauge::new(
+        "inference_in_flight",
+        "Requests being processed by a worker.",
+    )?;
+    let queue_depth = IntGauge::new(
+        "inference_queue_depth",
+        "Requests waiting for a free worker.",
+    )?;
+    let workers = IntGauge::new("inference_workers", "Size of the worker pool.")?;
+    let worker_busy_seconds = prometheus::Counter::new(
+        "inference_worker_busy_seconds_total",
+        "Sum over workers of the time spent processing requests.",
+    )?;
+    Ok((
+        register(registry, in_flight)?,
+        register(registry, queue_depth)?,
+        register(registry, workers)?,
+        register(registry, worker_busy_seconds)?,
+    ))
+}
+
+/// Registers `metric` (a handle: the registry keeps a clone) and returns it.
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }

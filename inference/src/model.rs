@@ -39,7 +39,7 @@ impl Classifier {
     /// and warms the model up with one run, so that the first request is not the slow one.
     pub fn load(config: &Config) -> Result<Self, Error> {
         let started = Instant::now();
-        let preprocessing = Preprocessing::from_config(config)?;
+        let preprocessing = config.preprocessing()?;
         let labels = read_labels(&config.labels)?;
         let plan = load_plan(&config.model, preprocessing.input_size())?;
         let classifier = Self::from_parts(
@@ -114,18 +114,24 @@ impl Classifier {
     pub fn logits(&self, input: Vec<f32>, session: &mut Session) -> Result<Vec<f32>, Error> {
         let side = self.preprocessing.input_size() as usize;
         let tensor: Tensor = tract_ndarray::Array4::from_shape_vec((1, 3, side, side), input)
-            .map_err(|err| Error::Internal(format!("input tensor: {err}")))?
+            .map_err(|err| Error::unexpected("input tensor", err))?
             .into();
         let state = session.for_plan(&self.plan)?;
         let outputs = state
             .run(tvec![tensor.into()])
-            .map_err(|err| Error::Internal(format!("model run: {err:#}")))?;
+            .map_err(|source| Error::ModelRun {
+                what: "model run",
+                source,
+            })?;
         let logits = outputs
             .first()
             .ok_or_else(|| Error::Internal("the model returned no output".to_owned()))?
             .try_as_plain_ram()
             .and_then(|view| view.as_slice::<f32>().map(<[f32]>::to_vec))
-            .map_err(|err| Error::Internal(format!("model output: {err:#}")))?;
+            .map_err(|source| Error::ModelRun {
+                what: "model output",
+                source,
+            })?;
         Ok(logits)
     }
 
@@ -155,9 +161,10 @@ impl Session {
             .as_ref()
             .is_none_or(|state| !Arc::ptr_eq(state.plan(), plan));
         if stale {
-            let state = plan
-                .spawn()
-                .map_err(|err| Error::Internal(format!("model state: {err:#}")))?;
+            let state = plan.spawn().map_err(|source| Error::ModelRun {
+                what: "model state",
+                source,
+            })?;
             self.state = Some(state);
         }
         self.state
@@ -168,8 +175,11 @@ impl Session {
 
 /// Reads the ONNX file, pins its input to `[1, 3, side, side]` f32, optimises and plans it.
 fn load_plan(path: &Path, side: u32) -> Result<Arc<TypedSimplePlan>, Error> {
-    let fail =
-        |what: &str, err: TractError| Error::Model(format!("{what} {}: {err:#}", path.display()));
+    let fail = |what: &str, source: TractError| Error::ModelFile {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        source,
+    };
     let model = tract_onnx::onnx()
         .model_for_path(path)
         .map_err(|err| fail("cannot read", err))?;
@@ -197,10 +207,7 @@ fn load_plan(path: &Path, side: u32) -> Result<Arc<TypedSimplePlan>, Error> {
 
 /// Number of classes the plan outputs: the output's volume with batch 1.
 fn output_width(plan: &TypedSimplePlan) -> Result<usize, Error> {
-    let fact = plan
-        .model()
-        .output_fact(0)
-        .map_err(|err| Error::Model(format!("output: {err:#}")))?;
+    let fact = plan.model().output_fact(0).map_err(Error::ModelOutput)?;
     let shape = fact.shape.as_concrete().ok_or_else(|| {
         Error::Model(format!("the output shape {:?} is not concrete", fact.shape))
     })?;
@@ -215,8 +222,10 @@ fn output_width(plan: &TypedSimplePlan) -> Result<usize, Error> {
 
 /// Class names, one per line; blank trailing lines are ignored.
 fn read_labels(path: &Path) -> Result<Vec<String>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| Error::Model(format!("cannot read labels {}: {err}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Labels {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut labels: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
     while labels.last().is_some_and(String::is_empty) {
         labels.pop();

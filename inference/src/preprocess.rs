@@ -12,7 +12,6 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::RgbImage;
 use image::imageops::{self, FilterType as ImageFilter};
 
-use crate::config::Config;
 use crate::error::Error;
 
 /// How a model wants its input: square side, shorter-side resize, per-channel mean and std.
@@ -63,16 +62,6 @@ impl Preprocessing {
             resize_shorter,
             lut,
         })
-    }
-
-    /// The preprocessing named by `--input-size`, `--resize-shorter`, `--mean` and `--std`.
-    pub fn from_config(config: &Config) -> Result<Self, Error> {
-        Self::new(
-            config.input_size,
-            config.resize_shorter,
-            config.mean.0,
-            config.std.0,
-        )
     }
 
     /// Side of the square model input.
@@ -153,16 +142,16 @@ impl Preprocessor {
             image.as_raw(),
             PixelType::U8x3,
         )
-        .map_err(|err| Error::Internal(format!("source view: {err}")))?;
+        .map_err(|err| Error::unexpected("source view", err))?;
         self.pixels.resize(spec.tensor_len(), 0);
         let mut dst = Image::from_slice_u8(side, side, &mut self.pixels, PixelType::U8x3)
-            .map_err(|err| Error::Internal(format!("destination view: {err}")))?;
+            .map_err(|err| Error::unexpected("destination view", err))?;
         let options = ResizeOptions::new()
             .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
             .crop(crop.left, crop.top, crop.width, crop.height);
         self.resizer
             .resize(&src, &mut dst, &options)
-            .map_err(|err| Error::InvalidImage(format!("cannot resample: {err}")))?;
+            .map_err(Error::Resample)?;
         let mut tensor = vec![0.0; spec.tensor_len()];
         spec.normalise(&self.pixels, &mut tensor);
         Ok(tensor)

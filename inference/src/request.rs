@@ -53,7 +53,7 @@ impl FromRequest<AppState> for InferBody {
                 BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
                     Error::PayloadTooLarge { limit }
                 }
-                other => Error::BodyRead(other.body_text()),
+                other => Error::BodyRead(other),
             })?;
         if bytes.is_empty() {
             return Err(Error::EmptyBody);
@@ -101,7 +101,7 @@ fn json_image(body: &[u8]) -> Result<Vec<u8>, Error> {
             serde_json::error::Category::Data => {
                 Error::InvalidRequest("the body must be a JSON object".to_owned())
             }
-            _ => Error::InvalidJson(err.to_string()),
+            _ => Error::InvalidJson(err),
         })?;
     let image = object.remove("image").ok_or(Error::MissingField("image"))?;
     if let Some(unknown) = object.keys().next() {

@@ -20,6 +20,7 @@ use harness_core::wire::InferResponse;
 use serde_json::json;
 use tower::ServiceBuilder;
 
+use crate::classify::classify;
 use crate::error::{Error, ErrorCode};
 use crate::request::InferBody;
 use crate::state::AppState;
@@ -57,7 +58,7 @@ async fn infer(
     State(state): State<AppState>,
     body: InferBody,
 ) -> Result<Json<InferResponse>, Error> {
-    Ok(Json(state.classify(body).await?))
+    Ok(Json(classify(&state, body).await?))
 }
 
 /// Counts every `/infer` response by outcome (`ok` or the error code) and times it.

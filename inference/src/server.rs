@@ -6,11 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::model::Classifier;
-use crate::preprocess::Preprocessing;
 use crate::routes::app;
 use crate::state::AppState;
 
@@ -23,7 +23,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Settings the model does not need to judge fail here, before the port is served.
-    Preprocessing::from_config(&config)?;
+    config.preprocessing()?;
     let state = AppState::new(&config)?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut server = tokio::spawn(serve(listener, state.clone(), async move {
@@ -36,22 +36,31 @@ pub async fn run(
     tokio::select! {
         loaded = loading => {
             let loaded = loaded
-                .map_err(|err| Error::Internal(format!("model loader: {err}")))
+                .map_err(|err| Error::unexpected("model loader", err))
                 .and_then(|result| result);
             match loaded {
                 Ok(classifier) => state.set_classifier(Arc::new(classifier)),
-                Err(err) => {
-                    tracing::error!(%err, "cannot load the model; stopping");
-                    let _ = stop_tx.send(());
-                    server.await.context("server task")??;
-                    return Err(err).context("loading the model");
-                }
+                Err(err) => return stop_after_failed_load(err, stop_tx, server).await,
             }
         }
         // Shut down before the model was ready: nothing more to wait for.
         served = &mut server => return served.context("server task")?,
     }
     server.await.context("server task")?
+}
+
+/// A model that cannot be loaded stops the service: the server already answering `/readyz`
+/// with 503 is told to stop, and the load error is what `run` returns.
+async fn stop_after_failed_load(
+    err: Error,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tracing::error!(%err, "cannot load the model; stopping");
+    // Err: the server has already stopped on its own.
+    let _ = stop.send(());
+    server.await.context("server task")??;
+    Err(err).context("loading the model")
 }
 
 /// Serves a classifier that is already loaded (ready at once). A local pool loads the model

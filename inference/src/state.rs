@@ -1,21 +1,22 @@
-//! The state of one service instance: metrics, the worker pool, the classifier once it is
-//! loaded, and the request pipeline that ties them together.
+//! The state of one service instance, shared by its handlers: metrics, the worker pool, the
+//! classifier once it is loaded, and the limits a request is held to.
+//!
+//! What a request does with it lives in `classify.rs`; this module only holds and hands
+//! out, so that it depends on no request type.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-use harness_core::wire::{InferResponse, StageTimings};
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::decode::{self, DecodeLimits};
+use crate::decode::DecodeLimits;
 use crate::error::Error;
-use crate::metrics::{Metrics, Stage};
+use crate::metrics::Metrics;
 use crate::model::{Classifier, Session};
-use crate::pool::WorkerPool;
 use crate::preprocess::Preprocessor;
-use crate::request::InferBody;
+use crate::worker_pool::WorkerPool;
 
-/// What each worker keeps from one request to the next.
+/// What each worker keeps from one request to the next: resampler buffers and the model's
+/// execution state, too costly to rebuild per image.
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub preprocessor: Preprocessor,
@@ -97,6 +98,11 @@ impl AppState {
         &self.inner.pool
     }
 
+    /// The bounds of one image decode (`--max-pixels` and the allocation budget it implies).
+    pub fn decode_limits(&self) -> DecodeLimits {
+        self.inner.limits
+    }
+
     /// Largest accepted request body.
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
@@ -111,66 +117,4 @@ impl AppState {
     pub fn concurrency_limit(&self) -> usize {
         self.inner.concurrency_limit
     }
-
-    /// Classifies one request body on a worker: parse, decode, preprocess, run the model.
-    pub async fn classify(&self, body: InferBody) -> Result<InferResponse, Error> {
-        let started = Instant::now();
-        let classifier = Arc::clone(self.classifier().ok_or(Error::NotReady)?);
-        let limits = self.inner.limits;
-        let metrics = self.inner.metrics.clone();
-        let model = classifier.name().to_owned();
-        let (predictions, mut timing_ms) = self
-            .inner
-            .pool
-            .run(move |workspace| pipeline(&classifier, &limits, &metrics, body, workspace))
-            .await??;
-        timing_ms.total = millis(started.elapsed());
-        Ok(InferResponse {
-            predictions,
-            model,
-            timing_ms,
-        })
-    }
-}
-
-type Classified = (Vec<harness_core::wire::Prediction>, StageTimings);
-
-/// The work of one request, on a worker thread.
-fn pipeline(
-    classifier: &Classifier,
-    limits: &DecodeLimits,
-    metrics: &Metrics,
-    body: InferBody,
-    workspace: &mut Workspace,
-) -> Result<Classified, Error> {
-    let mut stage = Instant::now();
-    let mut lap = |name: Stage| {
-        let elapsed = stage.elapsed();
-        metrics.observe_stage(name, elapsed.as_secs_f64());
-        stage = Instant::now();
-        millis(elapsed)
-    };
-    // "decode" covers the JSON and base64 too: everything from body bytes to pixels.
-    let image = decode::decode(&body.into_image_bytes()?, limits)?;
-    let decode = lap(Stage::Decode);
-    let input = workspace
-        .preprocessor
-        .run(classifier.preprocessing(), &image)?;
-    drop(image);
-    let preprocess = lap(Stage::Preprocess);
-    let predictions = classifier.predict(input, &mut workspace.session)?;
-    let inference = lap(Stage::Model);
-    Ok((
-        predictions,
-        StageTimings {
-            decode,
-            preprocess,
-            inference,
-            total: 0.0,
-        },
-    ))
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

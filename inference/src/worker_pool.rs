@@ -78,7 +78,7 @@ impl<S: Default + 'static> WorkerPool<S> {
             std::thread::Builder::new()
                 .name(format!("inference-worker-{n}"))
                 .spawn(move || worker_loop(&shared))
-                .map_err(|err| Error::Internal(format!("cannot start worker thread: {err}")))?;
+                .map_err(|err| Error::unexpected("cannot start worker thread", err))?;
         }
         shared.metrics.workers.set(workers.get() as i64);
         Ok(pool)
