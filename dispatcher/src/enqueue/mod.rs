@@ -9,7 +9,8 @@
 //! `image` and maybe `id`, no escapes in them) in one SIMD search for the closing quote plus one
 //! SIMD base64 check; it never refuses anything, it only declines. Whatever it declines
 //! goes to the general serde parser, which also names every error. Tests (and a fuzz target)
-//! check that whenever the fast parser accepts a body, the general one accepts it identically.
+//! check that whenever the fast parser accepts a body, the general one accepts it identically,
+//! and that both read back the fields of any serialised `EnqueueRequest` (the typed contract).
 
 use std::borrow::Cow;
 use std::fmt;
