@@ -21,8 +21,14 @@ const UPSTREAM_BUCKETS: &[f64] = &[
 
 /// Why `/metrics` could not be rendered.
 #[derive(Debug, thiserror::Error)]
-#[error("encoding metrics: {0}")]
-pub struct EncodeError(#[source] pub prometheus::Error);
+pub enum EncodeError {
+    #[error("encoding metrics: {0}")]
+    Prometheus(#[source] prometheus::Error),
+    /// The text encoder wrote bytes that are not UTF-8 (the "Error: " prefix is the text
+    /// prometheus gave this case before it had its own variant).
+    #[error("encoding metrics: Error: {0}")]
+    Utf8(#[source] std::string::FromUtf8Error),
+}
 
 /// Every metric the dispatcher exports (names fixed by the cross-service contract).
 #[derive(Debug)]
@@ -188,8 +194,8 @@ impl Metrics {
         let mut buf = Vec::with_capacity(8 * 1024);
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
-            .map_err(EncodeError)?;
-        String::from_utf8(buf).map_err(|e| EncodeError(prometheus::Error::Msg(e.to_string())))
+            .map_err(EncodeError::Prometheus)?;
+        String::from_utf8(buf).map_err(EncodeError::Utf8)
     }
 
     fn lock_totals(&self) -> std::sync::MutexGuard<'_, Totals> {
