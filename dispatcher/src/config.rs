@@ -111,17 +111,44 @@ pub struct Config {
 
 /// A setting that cannot work.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid --{flag}: {reason}")]
-pub struct ConfigError {
-    flag: &'static str,
-    reason: String,
+pub enum ConfigError {
+    /// A value outside what the setting allows.
+    #[error("invalid --{flag}: {reason}")]
+    Invalid {
+        flag: &'static str,
+        reason: &'static str,
+    },
+    /// An unusable URL.
+    #[error("invalid --{flag}: {source}")]
+    Url {
+        flag: &'static str,
+        #[source]
+        source: UrlError,
+    },
 }
 
-fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        flag,
-        reason: reason.into(),
-    }
+fn invalid(flag: &'static str, reason: &'static str) -> ConfigError {
+    ConfigError::Invalid { flag, reason }
+}
+
+/// What [`Url::parse`] fails with (named through `FromStr`: the `url` crate is reqwest's).
+pub type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why an inference or report address is unusable; each message starts with the address.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("{raw:?}: {source}")]
+    Parse {
+        raw: String,
+        #[source]
+        source: UrlParseError,
+    },
+    #[error("{raw:?}: only http:// URLs are supported")]
+    NotHttp { raw: String },
+    #[error("{raw:?}: no host")]
+    NoHost { raw: String },
+    #[error("{raw:?}: expected host:port")]
+    NoPort { raw: String },
 }
 
 /// Where the inference endpoints come from, as configured on the command line.
@@ -175,29 +202,8 @@ impl Config {
         nonzero("request-timeout", self.request_timeout)?;
         nonzero("report-interval", self.report_interval)?;
         nonzero("dns-refresh", self.dns_refresh)?;
-        let endpoints = match &self.inference_dns {
-            Some(host_port) => {
-                if !host_port.contains(':') {
-                    return Err(invalid("inference-dns", "expected host:port"));
-                }
-                ConfiguredEndpoints::Dns {
-                    host_port: host_port.clone(),
-                    refresh: self.dns_refresh,
-                }
-            }
-            None => ConfiguredEndpoints::Static(
-                self.inference_urls
-                    .iter()
-                    .map(|u| parse_http_url(u).map_err(|e| invalid("inference-url", e)))
-                    .collect::<Result<_, _>>()?,
-            ),
-        };
-        let report_url = match self.report_url.trim() {
-            "" => None,
-            url => Some(parse_http_url(url).map_err(|e| invalid("report-url", e))?),
-        };
         Ok(Settings {
-            endpoints,
+            endpoints: self.endpoints()?,
             drain_rate: self.drain_rate,
             max_in_flight: self.max_in_flight,
             queue_capacity: self.queue_capacity,
@@ -206,7 +212,7 @@ impl Config {
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
             eject_duration: self.eject_duration,
-            report_url,
+            report_url: self.report_url()?,
             report_batch_size: self.report_batch_size,
             report_interval: self.report_interval,
             outbox_capacity: self.outbox_capacity,
@@ -215,6 +221,35 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
         })
+    }
+
+    /// `--inference-dns` if given, else the `--inference-url` list.
+    fn endpoints(&self) -> Result<ConfiguredEndpoints, ConfigError> {
+        match &self.inference_dns {
+            Some(host_port) => {
+                if !host_port.contains(':') {
+                    return Err(invalid("inference-dns", "expected host:port"));
+                }
+                Ok(ConfiguredEndpoints::Dns {
+                    host_port: host_port.clone(),
+                    refresh: self.dns_refresh,
+                })
+            }
+            None => Ok(ConfiguredEndpoints::Static(
+                self.inference_urls
+                    .iter()
+                    .map(|u| parse_http_url(u).map_err(url_error("inference-url")))
+                    .collect::<Result<_, _>>()?,
+            )),
+        }
+    }
+
+    /// `None` when `--report-url` is empty: reporting disabled.
+    fn report_url(&self) -> Result<Option<Url>, ConfigError> {
+        match self.report_url.trim() {
+            "" => Ok(None),
+            url => Ok(Some(parse_http_url(url).map_err(url_error("report-url"))?)),
+        }
     }
 }
 
@@ -232,14 +267,25 @@ fn nonzero(flag: &'static str, value: Duration) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn url_error(flag: &'static str) -> impl Fn(UrlError) -> ConfigError {
+    move |source| ConfigError::Url { flag, source }
+}
+
 /// An absolute `http://` URL (the dispatcher is built without TLS).
-pub(crate) fn parse_http_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("{raw:?}: {e}"))?;
+pub(crate) fn parse_http_url(raw: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(raw.trim()).map_err(|source| UrlError::Parse {
+        raw: raw.to_owned(),
+        source,
+    })?;
     if url.scheme() != "http" {
-        return Err(format!("{raw:?}: only http:// URLs are supported"));
+        return Err(UrlError::NotHttp {
+            raw: raw.to_owned(),
+        });
     }
     if url.host_str().is_none() {
-        return Err(format!("{raw:?}: no host"));
+        return Err(UrlError::NoHost {
+            raw: raw.to_owned(),
+        });
     }
     Ok(url)
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::balancer::{Balancer, Endpoint, ProbeResult};
-use crate::config::parse_http_url;
+use crate::config::{ConfiguredEndpoints, UrlError, parse_http_url};
 
 /// How often the prober looks for endpoints due for a probe.
 const PROBE_TICK: Duration = Duration::from_millis(100);
@@ -37,15 +37,32 @@ pub enum EndpointSource {
 
 impl EndpointSource {
     /// Checks a static list up front: a typo should stop start-up, not hide in a log.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), UrlError> {
         match self {
             EndpointSource::Static(urls) => {
                 urls.iter().try_for_each(|u| parse_http_url(u).map(drop))
             }
             EndpointSource::Dns { host_port, .. } if !host_port.contains(':') => {
-                Err(format!("{host_port:?}: expected host:port"))
+                Err(UrlError::NoPort {
+                    raw: host_port.clone(),
+                })
             }
             EndpointSource::Dns { .. } | EndpointSource::Watch(_) => Ok(()),
+        }
+    }
+}
+
+/// The source `--inference-url` or `--inference-dns` describes.
+impl From<&ConfiguredEndpoints> for EndpointSource {
+    fn from(configured: &ConfiguredEndpoints) -> Self {
+        match configured {
+            ConfiguredEndpoints::Static(urls) => {
+                EndpointSource::Static(urls.iter().map(|u| u.to_string()).collect())
+            }
+            ConfiguredEndpoints::Dns { host_port, refresh } => EndpointSource::Dns {
+                host_port: host_port.clone(),
+                refresh: *refresh,
+            },
         }
     }
 }

@@ -3,17 +3,22 @@
 //! Upstream failures of queued items are not here: they are data (an outcome in a latency
 //! record), not errors of the request that enqueued the item.
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use harness_core::api_error::{error_response, overloaded_response};
 use harness_core::image_payload::PayloadError;
 use harness_core::wire::EnqueueShapeError;
 
-/// An error answered to an HTTP client.
+/// The cause of an [`Error::Internal`], whatever its type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error answered to an HTTP client. Variants with a cause keep it as their `source()`;
+/// the message a client sees includes the cause's text where it always did.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("request body is not valid JSON for /enqueue: {0}")]
-    InvalidJson(String),
+    InvalidJson(#[source] serde_json::Error),
     #[error("content type must be application/json")]
     UnsupportedMediaType,
     #[error(
@@ -29,7 +34,7 @@ pub enum Error {
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
-    BadBody(String),
+    BadBody(#[source] BytesRejection),
     #[error("queue is full ({length} items)")]
     QueueFull {
         length: usize,
@@ -45,8 +50,9 @@ pub enum Error {
     NotFound,
     #[error("method not allowed on this path")]
     MethodNotAllowed,
+    /// A 500: the client sees `internal error`, the cause is logged.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 impl Error {

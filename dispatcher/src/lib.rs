@@ -9,17 +9,21 @@
 //! [`app`] for handler tests.
 //!
 //! # Layout
+//! Each module uses only those listed before it (`config`, `error` and `metrics` use none).
 //! - [`config`]: `Config` (flags and env vars) validated into `Settings`.
-//! - [`routes`]: the HTTP API and its middleware; [`enqueue`]: the `/enqueue` body, parsed
-//!   without copying the image; [`error`]: the error responses.
+//! - [`error`]: every error an HTTP client can get, with its code and status.
+//! - [`metrics`]: the Prometheus metrics and the per-reason totals of `/stats`.
 //! - [`queue`]: the FIFO bounded by count and bytes.
+//! - [`balancer`]: the endpoints, their health and ejection, and the least-in-flight choice.
+//! - [`endpoints`]: where endpoints come from (list, DNS, watch channel), and the `/readyz` prober.
+//! - [`outbox`]: the bounded outbox of latency records and their delivery to the load tester.
+//! - [`record`]: the latency record of an item, and the recorder every finished item goes to.
+//! - [`upstream`]: sending one item to inference: attempts, retries and the outcome.
 //! - [`drain`]: the paced drain and its catch-up rule.
-//! - [`balancer`]: endpoint health, ejection and the least-in-flight choice;
-//!   [`endpoints`]: where endpoints come from, and the `/readyz` prober.
-//! - [`upstream`]: attempts, retries and outcomes; [`record`]: the latency record of an item.
-//! - [`report`]: the outbox and its delivery to the load tester.
-//! - [`metrics`]: Prometheus metrics; [`service`]: the state shared by all of the above.
-//! - `lifecycle`: start-up and the shutdown sequence.
+//! - [`state`]: `AppState`, what the handlers and the background tasks share.
+//! - [`enqueue`]: the `/enqueue` body, parsed without copying the image.
+//! - [`routes`]: the router, its middleware and the handlers.
+//! - `server`: start-up, serving and the shutdown sequence.
 
 pub mod balancer;
 pub mod config;
@@ -27,13 +31,13 @@ pub mod drain;
 pub mod endpoints;
 pub mod enqueue;
 pub mod error;
-mod lifecycle;
 pub mod metrics;
+pub mod outbox;
 pub mod queue;
 pub mod record;
-pub mod report;
 pub mod routes;
-pub mod service;
+mod server;
+pub mod state;
 pub mod upstream;
 
 use std::future::Future;
@@ -44,7 +48,7 @@ pub use config::{Config, ConfigError, Settings};
 pub use endpoints::EndpointSource;
 pub use error::Error;
 pub use routes::app;
-pub use service::AppState;
+pub use state::AppState;
 
 /// Runs a dispatcher on `listener` with the endpoints of `config` (`--inference-url` or
 /// `--inference-dns`) until `shutdown` completes and the queue is drained (or
@@ -56,7 +60,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let settings = config.validate()?;
     let source = EndpointSource::from(&settings.endpoints);
-    lifecycle::serve(listener, settings, source, shutdown).await
+    server::serve(listener, settings, source, shutdown).await
 }
 
 /// Like [`run`], with the endpoints from `source` instead of the configuration's.
@@ -67,5 +71,5 @@ pub async fn run_with_endpoints(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = config.validate()?;
-    lifecycle::serve(listener, settings, source, shutdown).await
+    server::serve(listener, settings, source, shutdown).await
 }

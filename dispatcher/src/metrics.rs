@@ -19,6 +19,17 @@ const UPSTREAM_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Why `/metrics` could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("encoding metrics: {0}")]
+    Prometheus(#[source] prometheus::Error),
+    /// The text encoder wrote bytes that are not UTF-8 (the "Error: " prefix is the text
+    /// prometheus gave this case before it had its own variant).
+    #[error("encoding metrics: Error: {0}")]
+    Utf8(#[source] std::string::FromUtf8Error),
+}
+
 /// Every metric the dispatcher exports (names fixed by the cross-service contract).
 #[derive(Debug)]
 pub struct Metrics {
@@ -160,7 +171,7 @@ impl Metrics {
     }
 
     /// Counts a finished item by outcome. Outcomes are a bounded set: ours, or an inference
-    /// error code that [`crate::upstream`] has checked for shape.
+    /// error code whose shape the caller has checked (the upstream module does).
     pub fn complete(&self, outcome: &str) {
         self.completed.with_label_values(&[outcome]).inc();
         *self
@@ -179,10 +190,12 @@ impl Metrics {
     }
 
     /// The registry in the Prometheus text format 0.0.4.
-    pub fn encode(&self) -> Result<String, prometheus::Error> {
+    pub fn encode(&self) -> Result<String, EncodeError> {
         let mut buf = Vec::with_capacity(8 * 1024);
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
-        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .map_err(EncodeError::Prometheus)?;
+        String::from_utf8(buf).map_err(EncodeError::Utf8)
     }
 
     fn lock_totals(&self) -> std::sync::MutexGuard<'_, Totals> {

@@ -1,13 +1,40 @@
-//! The latency record of one item, built from monotonic instants.
+//! The latency record of one item, built from monotonic instants, and the [`Recorder`] that
+//! counts every finished item and hands its record to the outbox.
 //!
 //! Only the enqueue time is read from the wall clock; every later timestamp is the enqueue time
 //! plus a monotonic duration, so `latencyMs = completedAtMs - enqueuedAtMs` holds exactly and a
 //! wall-clock step (NTP) cannot produce negative waits.
 
+use std::sync::Arc;
+
 use harness_core::wire::LatencyRecord;
 use tokio::time::Instant;
 
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::queue::Item;
+
+/// Where every item ends: the one place that counts a finished item (`completed_total`, the
+/// latency histogram) and queues its record, so `enqueued_total = Σ completed_total +
+/// queue_length + in_flight` holds whichever path the item took (sent, or given up at shutdown).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    metrics: Arc<Metrics>,
+    outbox: Arc<Outbox>,
+}
+
+impl Recorder {
+    pub fn new(metrics: Arc<Metrics>, outbox: Arc<Outbox>) -> Self {
+        Self { metrics, outbox }
+    }
+
+    /// Accounts for a finished item and queues its record for the load tester.
+    pub fn finish(&self, record: LatencyRecord) {
+        self.metrics.complete(&record.outcome);
+        self.metrics.latency.observe(record.latency_ms / 1000.0);
+        self.outbox.submit(record);
+    }
+}
 
 /// How an item ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

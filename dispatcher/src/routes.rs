@@ -21,7 +21,7 @@ use tower::ServiceBuilder;
 use crate::enqueue;
 use crate::error::Error;
 use crate::queue::{Item, PushError};
-use crate::service::AppState;
+use crate::state::AppState;
 
 /// Longest client-chosen item id: ids travel back in every record.
 pub const MAX_ID_BYTES: usize = 256;
@@ -79,7 +79,7 @@ fn accept(
         StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge {
             limit: state.settings().max_body_bytes,
         },
-        _ => Error::BadBody(rejection.body_text()),
+        _ => Error::BadBody(rejection),
     })?;
     let parsed = enqueue::parse(&body)?;
     let id = match parsed.id {
@@ -138,7 +138,7 @@ async fn stats(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     match state.metrics().encode() {
         Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
-        Err(err) => Error::Internal(format!("encoding metrics: {err}")).into_response(),
+        Err(err) => Error::Internal(err.into()).into_response(),
     }
 }
 

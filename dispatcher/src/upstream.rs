@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::balancer::{Balancer, Endpoint, Permit};
+use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::queue::Item;
-use crate::record::{self, Attempts, Finished};
-use crate::service::AppState;
+use crate::record::{self, Attempts, Finished, Recorder};
 
 /// Outcome of items still in flight when the shutdown deadline passes (and of items still
 /// queued then).
@@ -49,8 +50,9 @@ enum Attempt {
 #[derive(Debug)]
 pub struct Upstream {
     client: reqwest::Client,
-    state: AppState,
     balancer: Arc<Balancer>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
     timeout: Duration,
     max_attempts: u32,
     backoff: Duration,
@@ -59,15 +61,24 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(client: reqwest::Client, state: AppState, cancel: CancellationToken) -> Self {
-        let settings = state.settings();
+    /// An upstream with the timeout and retry settings of `settings`; `cancel` is the shutdown
+    /// deadline.
+    pub fn new(
+        client: reqwest::Client,
+        settings: &Settings,
+        balancer: Arc<Balancer>,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> Self {
         Self {
             timeout: settings.request_timeout,
             max_attempts: settings.max_attempts,
             backoff: settings.retry_backoff,
-            balancer: state.balancer().clone(),
             client,
-            state,
+            balancer,
+            metrics,
+            recorder,
             cancel,
         }
     }
@@ -75,7 +86,7 @@ impl Upstream {
     /// Works on one item until it is done, then records and reports it.
     pub async fn deliver(self: Arc<Self>, item: Item, permit: Permit) {
         let dispatched_at = Instant::now();
-        let metrics = self.state.metrics();
+        let metrics = &self.metrics;
         metrics.in_flight.inc();
         metrics
             .queue_wait
@@ -86,7 +97,7 @@ impl Upstream {
             () = self.cancel.cancelled() => Finished { outcome: OUTCOME_SHUTDOWN.into(), label: None },
         };
         metrics.in_flight.dec();
-        self.state
+        self.recorder
             .finish(record::dispatched(&item, dispatched_at, attempts, finished));
     }
 
@@ -126,7 +137,7 @@ impl Upstream {
                 return failed(code);
             }
             tracing::debug!(id = %item.id, endpoint = %endpoint.base, code, attempt = progress.count, "retrying");
-            self.state.metrics().retries.inc();
+            self.metrics.retries.inc();
             tried.push(endpoint.base.clone());
             tokio::time::sleep(self.backoff_before(progress.count + 1)).await;
             permit = self.balancer.acquire(&tried).await;
@@ -140,7 +151,7 @@ impl Upstream {
     }
 
     async fn attempt(&self, endpoint: &Endpoint, body: Bytes) -> (Attempt, Option<StatusCode>) {
-        let _timer = self.state.metrics().upstream_duration.start_timer();
+        let _timer = self.metrics.upstream_duration.start_timer();
         let sent = self
             .client
             .post(endpoint.infer_url.clone())

@@ -1,4 +1,8 @@
 //! The parts of one dispatcher instance, shared by the HTTP handlers and the background tasks.
+//!
+//! The state sits above the modules it holds: the queue, balancer, outbox and metrics know
+//! nothing of it, and the tasks that need some of them (the upstream, the reporter) are given
+//! just those parts by the server.
 
 use std::sync::Arc;
 
@@ -7,8 +11,9 @@ use harness_core::wire::{DispatcherStats, LatencyRecord};
 use crate::balancer::Balancer;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::queue::Queue;
-use crate::report::Outbox;
+use crate::record::Recorder;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Debug, Clone)]
@@ -23,6 +28,7 @@ struct Inner {
     queue: Arc<Queue>,
     balancer: Arc<Balancer>,
     outbox: Arc<Outbox>,
+    recorder: Recorder,
 }
 
 impl AppState {
@@ -48,6 +54,7 @@ impl AppState {
             settings.report_batch_size,
             metrics.clone(),
         ));
+        let recorder = Recorder::new(metrics.clone(), outbox.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -55,36 +62,44 @@ impl AppState {
                 queue,
                 balancer,
                 outbox,
+                recorder,
             }),
         })
     }
 
+    /// The validated configuration.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
 
+    /// The Prometheus metrics of this instance.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
     }
 
+    /// The queue `/enqueue` pushes to and the drain pops from.
     pub fn queue(&self) -> &Arc<Queue> {
         &self.inner.queue
     }
 
+    /// The inference endpoints and their slots.
     pub fn balancer(&self) -> &Arc<Balancer> {
         &self.inner.balancer
     }
 
+    /// The latency records waiting for the load tester.
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.inner.outbox
     }
 
+    /// Where finished items are counted and their records queued.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
     /// Accounts for a finished item and queues its record for the load tester.
     pub fn finish(&self, record: LatencyRecord) {
-        let metrics = &self.inner.metrics;
-        metrics.complete(&record.outcome);
-        metrics.latency.observe(record.latency_ms / 1000.0);
-        self.inner.outbox.submit(record);
+        self.inner.recorder.finish(record);
     }
 
     /// `GET /stats`.

@@ -5,10 +5,10 @@
 //! choice consistent without ordering puzzles. A [`Permit`] is one upstream attempt's slot on an
 //! endpoint; dropping it frees the slot and wakes whoever waits for capacity.
 //!
-//! Health: a new endpoint is `NotReady` until `/readyz` answers 200 (probed every
-//! [`NOT_READY_PROBE_INTERVAL`]); a `Ready` endpoint is probed every [`READY_PROBE_INTERVAL`]
-//! so a pod that starts terminating leaves rotation; a failed attempt ejects the endpoint for
-//! `--eject-duration`, after which it is `NotReady` and probed back.
+//! The health of each endpoint (ready, not ready, ejected) and its transitions are in
+//! [`health`]; this file holds the set, the in-flight accounting and the choice.
+
+mod health;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,10 +20,8 @@ use reqwest::Url;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Probe period of an endpoint that is not ready yet: a new replica takes traffic within this.
-pub const NOT_READY_PROBE_INTERVAL: Duration = Duration::from_millis(200);
-/// Probe period of a ready endpoint.
-pub const READY_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+use health::Health;
+pub use health::{NOT_READY_PROBE_INTERVAL, ProbeResult, READY_PROBE_INTERVAL};
 
 /// One inference endpoint's address and the URLs derived from it once.
 #[derive(Debug)]
@@ -42,34 +40,6 @@ impl Endpoint {
             readyz_url: Url::parse(&format!("{key}/readyz")).ok()?,
             base: key.into(),
         })
-    }
-}
-
-/// What a `/readyz` probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeResult {
-    /// 200.
-    Ready,
-    /// Answered, but not 200 (warming up, shutting down).
-    NotReady,
-    /// Connect error or timeout.
-    Unreachable,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Health {
-    Ready { next_probe: Instant },
-    NotReady { next_probe: Instant },
-    Ejected { until: Instant },
-}
-
-impl Health {
-    fn state(self) -> EndpointState {
-        match self {
-            Health::Ready { .. } => EndpointState::Ready,
-            Health::NotReady { .. } => EndpointState::NotReady,
-            Health::Ejected { .. } => EndpointState::Ejected,
-        }
     }
 }
 
@@ -171,7 +141,7 @@ impl Balancer {
                 tracing::info!(endpoint = %endpoint.base, "endpoint added, probing /readyz");
                 Entry {
                     endpoint: Arc::new(endpoint),
-                    health: Health::NotReady { next_probe: now },
+                    health: Health::new(now),
                     in_flight: 0,
                     last_pick: 0,
                     probing: false,
@@ -193,7 +163,7 @@ impl Balancer {
         let max = self.max_in_flight;
         let (_, entry) = endpoints
             .iter_mut()
-            .filter(|(_, e)| matches!(e.health, Health::Ready { .. }) && e.in_flight < max)
+            .filter(|(_, e)| e.health.is_ready() && e.in_flight < max)
             .min_by_key(|(base, e)| (avoid.contains(base), e.in_flight, e.last_pick))?;
         *picks += 1;
         entry.last_pick = *picks;
@@ -234,11 +204,9 @@ impl Balancer {
             return;
         };
         entry.failed += 1;
-        if !matches!(entry.health, Health::Ejected { .. }) {
+        if !entry.health.is_ejected() {
             tracing::warn!(endpoint = %endpoint.base, eject_for = ?self.eject_for, "endpoint ejected");
-            entry.health = Health::Ejected {
-                until: Instant::now() + self.eject_for,
-            };
+            entry.health = Health::ejected(Instant::now(), self.eject_for);
         }
         self.publish(&inner);
     }
@@ -250,17 +218,8 @@ impl Balancer {
         let mut inner = self.lock();
         let mut due = Vec::new();
         for entry in inner.endpoints.values_mut() {
-            if entry.probing {
-                continue;
-            }
-            let is_due = match entry.health {
-                Health::Ready { next_probe } | Health::NotReady { next_probe } => next_probe <= now,
-                Health::Ejected { until } => until <= now,
-            };
-            if is_due {
-                if let Health::Ejected { .. } = entry.health {
-                    entry.health = Health::NotReady { next_probe: now };
-                }
+            if !entry.probing && entry.health.probe_due(now) {
+                entry.health = entry.health.probing(now);
                 entry.probing = true;
                 due.push(entry.endpoint.clone());
             }
@@ -278,21 +237,8 @@ impl Balancer {
         };
         entry.probing = false;
         let was = entry.health;
-        entry.health = match (result, was) {
-            // An attempt failed while the probe was out: the ejection stands.
-            (_, Health::Ejected { .. }) => was,
-            (ProbeResult::Ready, _) => Health::Ready {
-                next_probe: now + READY_PROBE_INTERVAL,
-            },
-            (ProbeResult::Unreachable, Health::Ready { .. }) => Health::Ejected {
-                until: now + self.eject_for,
-            },
-            (ProbeResult::NotReady | ProbeResult::Unreachable, _) => Health::NotReady {
-                next_probe: now + NOT_READY_PROBE_INTERVAL,
-            },
-        };
-        let became_ready =
-            matches!(entry.health, Health::Ready { .. }) && !matches!(was, Health::Ready { .. });
+        entry.health = was.after_probe(result, now, self.eject_for);
+        let became_ready = entry.health.is_ready() && !was.is_ready();
         if was.state() != entry.health.state() {
             tracing::info!(endpoint = %endpoint.base, state = entry.health.state().as_str(), "endpoint state changed");
         }
@@ -307,7 +253,7 @@ impl Balancer {
         self.lock()
             .endpoints
             .values()
-            .filter(|e| matches!(e.health, Health::Ready { .. }))
+            .filter(|e| e.health.is_ready())
             .count()
     }
 
@@ -349,119 +295,4 @@ impl Balancer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use prometheus::Opts;
-
-    fn balancer(max_in_flight: usize, urls: &[&str]) -> Arc<Balancer> {
-        let gauge = IntGaugeVec::new(Opts::new("e", "e"), &["state"]).expect("gauge");
-        let b = Arc::new(Balancer::new(max_in_flight, Duration::from_secs(5), gauge));
-        b.set_endpoints(urls.iter().map(|u| Url::parse(u).expect("url")));
-        b
-    }
-
-    fn make_ready(b: &Balancer) {
-        for e in b.due_probes() {
-            b.probe_finished(&e, ProbeResult::Ready);
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn new_endpoints_wait_for_readyz() {
-        let b = balancer(2, &["http://a:1", "http://b:2"]);
-        assert!(b.try_acquire(&[]).is_none(), "not ready before a probe");
-        assert_eq!(b.due_probes().len(), 2);
-        assert!(b.due_probes().is_empty(), "a probe is already out");
-        let stats = b.stats();
-        assert!(stats.iter().all(|e| e.state == EndpointState::NotReady));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn least_in_flight_with_round_robin_ties_and_a_per_endpoint_cap() {
-        let b = balancer(2, &["http://a:1", "http://b:2"]);
-        make_ready(&b);
-        // Idle endpoints alternate even though each permit is released at once.
-        let picks: Vec<String> = (0..4)
-            .map(|_| {
-                b.try_acquire(&[])
-                    .expect("capacity")
-                    .endpoint()
-                    .base
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(
-            picks,
-            ["http://a:1", "http://b:2", "http://a:1", "http://b:2"]
-        );
-        // Held permits: least in flight, then the cap.
-        let held: Vec<Permit> = (0..4)
-            .map(|_| b.try_acquire(&[]).expect("cap 2 x 2"))
-            .collect();
-        assert!(
-            b.try_acquire(&[]).is_none(),
-            "every endpoint at --max-in-flight"
-        );
-        assert!(b.stats().iter().all(|e| e.in_flight == 2));
-        drop(held);
-        assert!(b.stats().iter().all(|e| e.in_flight == 0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn avoid_prefers_untried_endpoints() {
-        let b = balancer(4, &["http://a:1", "http://b:2"]);
-        make_ready(&b);
-        let a: Arc<str> = "http://a:1".into();
-        for _ in 0..3 {
-            let p = b.try_acquire(std::slice::from_ref(&a)).expect("capacity");
-            assert_eq!(&*p.endpoint().base, "http://b:2");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failure_ejects_then_probes_back() {
-        let b = balancer(4, &["http://a:1"]);
-        make_ready(&b);
-        let p = b.try_acquire(&[]).expect("ready");
-        b.record_failure(p.endpoint());
-        drop(p);
-        assert!(b.try_acquire(&[]).is_none());
-        assert!(
-            b.due_probes().is_empty(),
-            "ejected endpoints wait out the ejection"
-        );
-        tokio::time::advance(Duration::from_secs(5)).await;
-        let due = b.due_probes();
-        assert_eq!(due.len(), 1);
-        assert_eq!(b.stats()[0].state, EndpointState::NotReady);
-        b.probe_finished(&due[0], ProbeResult::Ready);
-        assert!(b.try_acquire(&[]).is_some());
-        assert_eq!(b.stats()[0].failed_total, 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn acquire_waits_for_a_released_slot() {
-        let b = balancer(1, &["http://a:1"]);
-        make_ready(&b);
-        let held = b.try_acquire(&[]).expect("ready");
-        let waiter = tokio::spawn({
-            let b = b.clone();
-            async move { b.acquire(&[]).await.endpoint().base.to_string() }
-        });
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(!waiter.is_finished());
-        drop(held);
-        assert_eq!(waiter.await.expect("joins"), "http://a:1");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn removed_endpoint_keeps_counts_consistent() {
-        let b = balancer(1, &["http://a:1"]);
-        make_ready(&b);
-        let held = b.try_acquire(&[]).expect("ready");
-        b.set_endpoints([Url::parse("http://b:2").expect("url")]);
-        b.set_endpoints([Url::parse("http://a:1").expect("url")]);
-        drop(held); // belongs to the old `a`, must not touch the new one
-        assert_eq!(b.stats()[0].in_flight, 0);
-    }
-}
+mod tests;

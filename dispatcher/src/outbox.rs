@@ -1,4 +1,5 @@
-//! Delivery of latency records to the load tester (`POST /storeLatency`, a JSON array).
+//! The outbox of latency records, and their delivery to the load tester (`POST /storeLatency`,
+//! a JSON array).
 //!
 //! Records go into a bounded [`Outbox`]; a [`Reporter`] task sends them in batches of
 //! `--report-batch-size`, or whatever is there every `--report-interval`. When the receiver is
@@ -131,12 +132,18 @@ impl Outbox {
     }
 }
 
-/// Why a batch was not delivered.
+/// Why a batch was not delivered. Every kind but [`SendError::Refused`] is worth another try.
 #[derive(Debug, thiserror::Error)]
 enum SendError {
-    /// Unreachable, timed out, 5xx, 408 or 429: worth another try.
+    /// Unreachable or timed out.
     #[error("{0}")]
-    Transient(String),
+    Unreachable(#[source] reqwest::Error),
+    /// 5xx, 408 or 429: the receiver is there but cannot take the batch now.
+    #[error("{0}")]
+    Unavailable(StatusCode),
+    /// The shutdown flush ran out of time in the middle of a send.
+    #[error("flush deadline")]
+    FlushDeadline,
     /// The receiver refuses this batch (4xx): retrying the same bytes cannot help.
     #[error("receiver refused the batch with {0}")]
     Refused(StatusCode),
@@ -210,7 +217,7 @@ impl Reporter {
             let sent = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, self.send(&batch))
                     .await
-                    .unwrap_or_else(|_| Err(SendError::Transient("flush deadline".into()))),
+                    .unwrap_or(Err(SendError::FlushDeadline)),
                 None => self.send(&batch).await,
             };
             match sent {
@@ -226,7 +233,7 @@ impl Reporter {
                     self.outbox.count_dropped(batch.len() as u64);
                     tracing::error!(%status, records = batch.len(), url = %self.url, "report refused; batch dropped");
                 }
-                Err(SendError::Transient(err)) => {
+                Err(err) => {
                     self.metrics.report_failures.inc();
                     if !backoff.failing() {
                         tracing::warn!(%err, url = %self.url, "cannot deliver latency records; keeping them and retrying");
@@ -246,15 +253,15 @@ impl Reporter {
             .timeout(SEND_TIMEOUT)
             .send()
             .await
-            .map_err(|e| SendError::Transient(e.to_string()))?;
+            .map_err(SendError::Unreachable)?;
         let status = response.status();
         match status {
             s if s.is_success() => Ok(()),
             StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
-                Err(SendError::Transient(status.to_string()))
+                Err(SendError::Unavailable(status))
             }
             s if s.is_client_error() => Err(SendError::Refused(s)),
-            s => Err(SendError::Transient(s.to_string())),
+            s => Err(SendError::Unavailable(s)),
         }
     }
 }
