@@ -1,9 +1,7 @@
 //! The autoscaler's own Prometheus metrics, in a per-instance registry (the demo runs the
 //! controller next to other services in one process).
 
-use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::decision::Direction;
 

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use harness_core::auth::require_control_access;
 use harness_core::http::{
-    handle_layer_error, metrics_response, method_not_allowed, not_found, panic_guard, trace_layer,
+    handle_layer_error, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
 };
 use tower::ServiceBuilder;
 

@@ -6,12 +6,9 @@
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use harness_core::api_error::{error_response, overloaded_response};
+use harness_core::api_error::{ErrorDetail, error_response, overloaded_response};
 use harness_core::image_payload::PayloadError;
 use harness_core::wire::EnqueueShapeError;
-
-/// The cause of an [`Error::Internal`], whatever its type.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An error answered to an HTTP client. Variants with a cause keep it as their `source()`;
 /// the message a client sees includes the cause's text where it always did.
@@ -46,13 +43,6 @@ pub enum Error {
     ShuttingDown,
     #[error("no inference endpoint is ready")]
     NoReadyEndpoint,
-    #[error("no route for this path")]
-    NotFound,
-    #[error("method not allowed on this path")]
-    MethodNotAllowed,
-    /// A 500: the client sees `internal error`, the cause is logged.
-    #[error("internal error: {0}")]
-    Internal(#[source] BoxError),
 }
 
 impl Error {
@@ -71,9 +61,6 @@ impl Error {
             Error::QueueBytesFull { .. } => "queue_bytes_full",
             Error::ShuttingDown => "shutting_down",
             Error::NoReadyEndpoint => "no_ready_endpoint",
-            Error::NotFound => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
-            Error::Internal(_) => "internal",
         }
     }
 
@@ -91,9 +78,6 @@ impl Error {
             | Error::QueueBytesFull { .. }
             | Error::ShuttingDown
             | Error::NoReadyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
-            Error::NotFound => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -122,15 +106,15 @@ impl From<EnqueueShapeError> for Error {
     }
 }
 
+/// The client sees the code and the message; the detail with its causes rides in the
+/// response's extensions for the trace layer's log.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
-        }
-        match self.retry_after_secs() {
+        let response = match self.retry_after_secs() {
             Some(secs) => overloaded_response(self.code(), self.to_string(), secs),
             None => error_response(self.status(), self.code(), self.to_string()),
-        }
+        };
+        ErrorDetail::attach(response, self.code(), &self)
     }
 }
 
@@ -140,7 +124,7 @@ mod tests {
     use axum::http::header;
 
     #[test]
-    fn overload_carries_retry_after_and_internal_hides_detail() {
+    fn overload_carries_retry_after() {
         let r = Error::QueueFull {
             length: 3,
             retry_after_secs: 2,
@@ -150,9 +134,8 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
         let r = Error::ShuttingDown.into_response();
         assert!(r.headers().contains_key(header::RETRY_AFTER));
-        let r = Error::Internal("secret".into()).into_response();
-        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!r.headers().contains_key(header::RETRY_AFTER));
+        let r = Error::NoReadyEndpoint.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use harness_core::wire::Outcome;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Seconds an item waits in the queue: from milliseconds when idle to minutes in a backlog.
@@ -18,17 +19,6 @@ const WAIT_BUCKETS: &[f64] = &[
 const UPSTREAM_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-
-/// Why `/metrics` could not be rendered.
-#[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
-    #[error("encoding metrics: {0}")]
-    Prometheus(#[source] prometheus::Error),
-    /// The text encoder wrote bytes that are not UTF-8 (the "Error: " prefix is the text
-    /// prometheus gave this case before it had its own variant).
-    #[error("encoding metrics: Error: {0}")]
-    Utf8(#[source] std::string::FromUtf8Error),
-}
 
 /// Every metric the dispatcher exports (names fixed by the cross-service contract).
 #[derive(Debug)]
@@ -172,7 +162,8 @@ impl Metrics {
 
     /// Counts a finished item by outcome. Outcomes are a bounded set: ours, or an inference
     /// error code whose shape the caller has checked (the upstream module does).
-    pub fn complete(&self, outcome: &str) {
+    pub fn complete(&self, outcome: &Outcome) {
+        let outcome = outcome.as_str();
         self.completed.with_label_values(&[outcome]).inc();
         *self
             .lock_totals()
@@ -189,17 +180,13 @@ impl Metrics {
         self.lock_totals().completed.clone()
     }
 
-    /// The registry in the Prometheus text format 0.0.4.
-    pub fn encode(&self) -> Result<String, EncodeError> {
-        let mut buf = Vec::with_capacity(8 * 1024);
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .map_err(EncodeError::Prometheus)?;
-        String::from_utf8(buf).map_err(EncodeError::Utf8)
+    /// The registry `/metrics` exposes.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     fn lock_totals(&self) -> std::sync::MutexGuard<'_, Totals> {
-        self.totals.lock().expect("metrics totals lock poisoned")
+        harness_core::sync::lock(&self.totals)
     }
 }
 
@@ -217,10 +204,10 @@ mod tests {
         let b = Metrics::new().expect("a second instance registers too");
         a.reject("queue_full");
         a.reject("queue_full");
-        a.complete("ok");
+        a.complete(&Outcome::Ok);
         assert_eq!(a.rejected_totals()["queue_full"], 2);
         assert!(b.rejected_totals().is_empty());
-        let text = a.encode().expect("encode");
+        let text = harness_core::http::metrics_text(a.registry()).expect("encode");
         assert!(text.contains("dispatcher_rejected_total{reason=\"queue_full\"} 2"));
         assert!(text.contains("dispatcher_completed_total{outcome=\"ok\"} 1"));
         assert!(text.contains("# TYPE dispatcher_queue_wait_seconds histogram"));

@@ -128,7 +128,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<LatencyRecord>> {
-        self.records.lock().expect("outbox lock poisoned")
+        harness_core::sync::lock(&self.records)
     }
 }
 

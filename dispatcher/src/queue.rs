@@ -171,7 +171,7 @@ impl Queue {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().expect("queue lock poisoned")
+        harness_core::sync::lock(&self.inner)
     }
 }
 

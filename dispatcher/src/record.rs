@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use harness_core::wire::LatencyRecord;
+use harness_core::wire::{LatencyRecord, Outcome};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -39,8 +39,7 @@ impl Recorder {
 /// How an item ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
-    /// `ok` or an error code.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Top-1 label on success.
     pub label: Option<String>,
 }
@@ -82,7 +81,7 @@ pub fn dispatched(
 }
 
 /// The record of an item that never left the queue (the shutdown deadline passed).
-pub fn never_dispatched(item: &Item, outcome: &str) -> LatencyRecord {
+pub fn never_dispatched(item: &Item, outcome: Outcome) -> LatencyRecord {
     let latency_ms = millis(Instant::now() - item.enqueued_at);
     LatencyRecord {
         id: item.id.clone(),
@@ -93,7 +92,7 @@ pub fn never_dispatched(item: &Item, outcome: &str) -> LatencyRecord {
         inference_ms: None,
         latency_ms,
         attempts: 0,
-        outcome: outcome.to_owned(),
+        outcome,
         http_status: None,
         label: None,
         endpoint: None,
@@ -138,7 +137,7 @@ mod tests {
         assert_eq!(r.attempts, 2);
         assert!(r.is_ok());
 
-        let r = never_dispatched(&item, "shutdown");
+        let r = never_dispatched(&item, Outcome::Shutdown);
         assert_eq!(r.dispatched_at_ms, None);
         assert_eq!(r.latency_ms, 350.0);
         assert_eq!(r.queue_wait_ms, 350.0);

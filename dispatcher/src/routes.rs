@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use harness_core::http::{handle_layer_error, panic_guard, trace_layer};
+use harness_core::http::{
+    handle_layer_error, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+};
 use harness_core::wire::{EnqueueResponse, now_unix_millis};
 use tower::ServiceBuilder;
 
@@ -43,8 +45,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .fallback(|| async { Error::NotFound })
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(middleware)
         .layer(panic_guard())
@@ -136,10 +138,7 @@ async fn stats(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match state.metrics().encode() {
-        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
-        Err(err) => Error::Internal(err.into()).into_response(),
-    }
+    metrics_response(state.metrics().registry())
 }
 
 async fn healthz() -> &'static str {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use harness_core::wire::Outcome;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -25,7 +26,7 @@ use crate::outbox::Reporter;
 use crate::record;
 use crate::routes::app;
 use crate::state::AppState;
-use crate::upstream::{OUTCOME_SHUTDOWN, Upstream};
+use crate::upstream::Upstream;
 
 /// Connecting to an inference pod takes longer than this only if the pod is gone (a dead pod
 /// IP drops packets); fail fast and retry elsewhere instead of waiting `--request-timeout`.
@@ -200,7 +201,7 @@ impl Draining {
 fn record_unsent(state: &AppState) -> usize {
     let left = state.queue().take_all();
     for item in &left {
-        state.finish(record::never_dispatched(item, OUTCOME_SHUTDOWN));
+        state.finish(record::never_dispatched(item, Outcome::Shutdown));
     }
     left.len()
 }

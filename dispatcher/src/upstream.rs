@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness_core::ApiErrorBody;
-use harness_core::wire::{InferResponse, OUTCOME_OK};
+use harness_core::wire::{InferResponse, Outcome};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use tokio::time::Instant;
@@ -23,10 +23,6 @@ use crate::metrics::Metrics;
 use crate::queue::Item;
 use crate::record::{self, Attempts, Finished, Recorder};
 
-/// Outcome of items still in flight when the shutdown deadline passes (and of items still
-/// queued then).
-pub const OUTCOME_SHUTDOWN: &str = "shutdown";
-
 /// Longest error code taken over from an inference response as an outcome label.
 const MAX_CODE_LEN: usize = 64;
 
@@ -36,13 +32,13 @@ enum Attempt {
     Ok {
         label: Option<String>,
     },
-    /// Final failure with this code; the endpoint worked.
+    /// Final failure with this outcome; the endpoint worked.
     Final {
-        code: String,
+        code: Outcome,
     },
     /// Worth trying elsewhere; the endpoint is ejected.
     Retry {
-        code: &'static str,
+        code: Outcome,
     },
 }
 
@@ -94,7 +90,7 @@ impl Upstream {
         let mut attempts = Attempts::default();
         let finished = tokio::select! {
             finished = self.attempts(&item, permit, &mut attempts) => finished,
-            () = self.cancel.cancelled() => Finished { outcome: OUTCOME_SHUTDOWN.into(), label: None },
+            () = self.cancel.cancelled() => Finished { outcome: Outcome::Shutdown, label: None },
         };
         metrics.in_flight.dec();
         self.recorder
@@ -106,7 +102,7 @@ impl Upstream {
             Ok(body) => body,
             Err(err) => {
                 tracing::error!(%err, id = %item.id, "cannot build the inference request");
-                return failed("internal");
+                return failed(Outcome::Internal);
             }
         };
         let mut permit = first;
@@ -122,13 +118,13 @@ impl Upstream {
                 Attempt::Ok { label } => {
                     self.balancer.record_success(&endpoint);
                     return Finished {
-                        outcome: OUTCOME_OK.into(),
+                        outcome: Outcome::Ok,
                         label,
                     };
                 }
                 Attempt::Final { code } => {
                     self.balancer.record_success(&endpoint);
-                    return failed(&code);
+                    return failed(code);
                 }
                 Attempt::Retry { code } => code,
             };
@@ -136,7 +132,7 @@ impl Upstream {
             if progress.count >= self.max_attempts {
                 return failed(code);
             }
-            tracing::debug!(id = %item.id, endpoint = %endpoint.base, code, attempt = progress.count, "retrying");
+            tracing::debug!(id = %item.id, endpoint = %endpoint.base, %code, attempt = progress.count, "retrying");
             self.metrics.retries.inc();
             tried.push(endpoint.base.clone());
             tokio::time::sleep(self.backoff_before(progress.count + 1)).await;
@@ -183,9 +179,9 @@ fn infer_body(image: &[u8]) -> anyhow::Result<Bytes> {
     Ok(Bytes::from(serde_json::to_vec(&InferBody { image })?))
 }
 
-fn failed(code: &str) -> Finished {
+fn failed(outcome: Outcome) -> Finished {
     Finished {
-        outcome: code.to_owned(),
+        outcome,
         label: None,
     }
 }
@@ -194,15 +190,15 @@ fn transport_failure(err: &reqwest::Error, endpoint: &str) -> Attempt {
     tracing::debug!(%endpoint, %err, "upstream attempt failed");
     if err.is_timeout() {
         Attempt::Retry {
-            code: "upstream_timeout",
+            code: Outcome::UpstreamTimeout,
         }
     } else if err.is_connect() {
         Attempt::Retry {
-            code: "upstream_connect_error",
+            code: Outcome::UpstreamConnectError,
         }
     } else {
         Attempt::Retry {
-            code: "upstream_connection_error",
+            code: Outcome::UpstreamConnectionError,
         }
     }
 }
@@ -215,24 +211,24 @@ fn classify(status: StatusCode, body: &[u8]) -> Attempt {
                 label: r.predictions.into_iter().next().map(|p| p.label),
             },
             Err(_) => Attempt::Final {
-                code: "upstream_bad_response".into(),
+                code: Outcome::UpstreamBadResponse,
             },
         },
         StatusCode::SERVICE_UNAVAILABLE => Attempt::Retry {
-            code: "upstream_unavailable",
+            code: Outcome::UpstreamUnavailable,
         },
         // Overload and slowness are about the pod, not the image.
         StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
-            code: "upstream_unavailable",
+            code: Outcome::UpstreamUnavailable,
         },
         s if s.is_server_error() => Attempt::Retry {
-            code: "upstream_server_error",
+            code: Outcome::UpstreamServerError,
         },
         s if s.is_client_error() => Attempt::Final {
-            code: error_code(body).unwrap_or_else(|| "upstream_rejected".into()),
+            code: error_code(body).map_or(Outcome::UpstreamRejected, Outcome::Rejected),
         },
         _ => Attempt::Final {
-            code: "upstream_bad_response".into(),
+            code: Outcome::UpstreamBadResponse,
         },
     }
 }
@@ -309,7 +305,7 @@ mod tests {
         assert!(matches!(
             classify(StatusCode::INTERNAL_SERVER_ERROR, b""),
             Attempt::Retry {
-                code: "upstream_server_error"
+                code: Outcome::UpstreamServerError
             }
         ));
     }

@@ -222,7 +222,7 @@ async fn a_4xx_from_inference_is_final_with_its_code() {
     );
     let by_id = records.wait_for(1).await;
     let r = &by_id["text"];
-    assert_eq!(r.outcome, code);
+    assert_eq!(r.outcome.as_str(), code);
     assert_eq!(r.attempts, 1);
     assert_eq!(r.http_status, Some(direct_status.as_u16()));
     assert!(r.label.is_none());

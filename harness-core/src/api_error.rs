@@ -41,20 +41,29 @@ impl ApiErrorBody {
     }
 }
 
-/// Builds an error response. 5xx responses never carry internal detail: the caller logs it and
-/// the client sees `internal error`.
-pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+/// Builds an error response. 5xx responses never carry internal detail: the caller attaches it
+/// ([`ErrorDetail::attach`]) for the log and the client sees `internal error`. Every error
+/// response carries its code in an [`ErrorDetail`], so layers can count responses by code.
+pub fn error_response(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Response {
+    let message = message.into();
+    let detail = ErrorDetail::plain(code, message.as_str());
+    let shown = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
         "internal error".to_owned()
     } else {
-        message.into()
+        message
     };
-    (status, Json(ApiErrorBody::new(code, message))).into_response()
+    let mut response = (status, Json(ApiErrorBody::new(code, shown))).into_response();
+    response.extensions_mut().insert(detail);
+    response
 }
 
 /// A 503 with `Retry-After`, for overload: the client should try again later or elsewhere.
 pub fn overloaded_response(
-    code: &str,
+    code: &'static str,
     message: impl Into<String>,
     retry_after_secs: u32,
 ) -> Response {
@@ -93,6 +102,14 @@ impl ErrorDetail {
         }
     }
 
+    /// A detail that is only a message (a refusal built without an error value).
+    pub fn plain(code: &'static str, message: impl Into<Arc<str>>) -> Self {
+        Self {
+            code,
+            chain: message.into(),
+        }
+    }
+
     /// Attaches the detail of `err` to `response`, for the trace layer to log.
     pub fn attach(
         mut response: Response,
@@ -103,6 +120,7 @@ impl ErrorDetail {
         response
     }
 
+    /// The response's code, for layers that count responses by outcome.
     pub fn code(&self) -> &'static str {
         self.code
     }

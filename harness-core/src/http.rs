@@ -62,15 +62,11 @@ impl IntoResponse for LayerError {
             LayerError::Overloaded => {
                 overloaded_response("overloaded", "too many concurrent requests", 1)
             }
-            LayerError::Other(detail) => {
-                let response = error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                );
-                let err = std::io::Error::other(format!("middleware error: {detail}"));
-                ErrorDetail::attach(response, "internal", &err)
-            }
+            LayerError::Other(detail) => error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("middleware error: {detail}"),
+            ),
         }
     }
 }
@@ -162,8 +158,8 @@ pub async fn method_not_allowed(method: Method) -> Response {
     )
 }
 
-/// Turns a handler panic into a 500 with the error body (code `internal`) and an ERROR log
-/// line carrying the panic message; the server keeps serving.
+/// Turns a handler panic into a 500 with the error body (code `internal`); the trace layer
+/// logs the panic message at ERROR. The server keeps serving.
 pub fn panic_guard() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
     CatchPanicLayer::custom(panic_response as fn(Box<dyn Any + Send + 'static>) -> Response)
 }
@@ -174,11 +170,11 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    tracing::error!(%detail, "handler panicked");
+    // The trace layer logs the detail at ERROR; the client sees only "internal error".
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
-        "internal error",
+        format!("handler panicked: {detail}"),
     )
 }
 

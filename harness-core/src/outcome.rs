@@ -31,6 +31,8 @@ pub enum Outcome {
     UpstreamBadResponse,
     /// A 4xx without a well-formed error code.
     UpstreamRejected,
+    /// The dispatcher could not build the request (a bug: its detail is logged).
+    Internal,
     /// A 4xx with this error code from inference's body: the image is bad, and another pod
     /// would say the same.
     Rejected(String),
@@ -38,7 +40,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The dispatcher's own codes, everything but [`Outcome::Rejected`].
-    pub const FIXED: [Outcome; 9] = [
+    pub const FIXED: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::Shutdown,
         Outcome::UpstreamTimeout,
@@ -48,6 +50,7 @@ impl Outcome {
         Outcome::UpstreamServerError,
         Outcome::UpstreamBadResponse,
         Outcome::UpstreamRejected,
+        Outcome::Internal,
     ];
 
     /// The stable code on the wire and in metric labels.
@@ -62,6 +65,7 @@ impl Outcome {
             Outcome::UpstreamServerError => "upstream_server_error",
             Outcome::UpstreamBadResponse => "upstream_bad_response",
             Outcome::UpstreamRejected => "upstream_rejected",
+            Outcome::Internal => "internal",
             Outcome::Rejected(code) => code,
         }
     }
@@ -95,6 +99,13 @@ impl From<&str> for Outcome {
 impl From<String> for Outcome {
     fn from(code: String) -> Self {
         Self::from_code(&code)
+    }
+}
+
+/// Compares with a code as it appears on the wire.
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, code: &&str) -> bool {
+        self.as_str() == *code
     }
 }
 
@@ -140,5 +151,6 @@ mod tests {
             Outcome::Rejected("image_too_large".into())
         );
         assert!(Outcome::Ok.is_ok() && !Outcome::Shutdown.is_ok());
+        assert!(Outcome::Shutdown == "shutdown" && Outcome::Ok != "shutdown");
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fast_image_resize::ResizeError;
-use harness_core::api_error::{error_response, overloaded_response};
+use harness_core::api_error::{ErrorDetail, error_response, overloaded_response};
 use harness_core::image_payload::PayloadError;
 use image::ImageError;
 use tract_onnx::prelude::TractError;
@@ -87,12 +87,6 @@ pub enum Error {
     /// The worker pool is closed: the service is stopping.
     #[error("shutting down")]
     ShuttingDown,
-    /// No route for this path.
-    #[error("no route for {0}")]
-    NotFound(String),
-    /// The path exists, the method does not.
-    #[error("method {0} not allowed on this path")]
-    MethodNotAllowed(String),
     /// A configuration value that clap could not check on its own.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -171,8 +165,6 @@ impl Error {
             Error::NotReady => "not_ready",
             Error::Timeout(_) => "timeout",
             Error::ShuttingDown => "shutting_down",
-            Error::NotFound(_) => "not_found",
-            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Config(_) => "invalid_config",
             Error::Model(_)
             | Error::ModelFile { .. }
@@ -203,8 +195,6 @@ impl Error {
             Error::Overloaded | Error::NotReady | Error::Timeout(_) | Error::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Config(_)
             | Error::Model(_)
             | Error::ModelFile { .. }
@@ -217,26 +207,19 @@ impl Error {
     }
 }
 
-/// The error code of a response, left in its extensions so that the request metrics can count
-/// outcomes without parsing bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCode(pub &'static str);
-
+/// The client sees the code and, below 500, the message. The detail with its causes rides in
+/// the response's extensions: the trace layer logs it (at ERROR for a 500) and the request
+/// metrics count the response by its code.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
-        let mut response = if status == StatusCode::SERVICE_UNAVAILABLE {
+        let response = if status == StatusCode::SERVICE_UNAVAILABLE {
             overloaded_response(code, self.to_string(), RETRY_AFTER_SECS)
         } else {
-            if status.is_server_error() {
-                // The client sees "internal error"; the detail is for the operator.
-                tracing::error!(error = %self, code, "request failed");
-            }
             error_response(status, code, self.to_string())
         };
-        response.extensions_mut().insert(ErrorCode(code));
-        response
+        ErrorDetail::attach(response, code, &self)
     }
 }
 
@@ -249,7 +232,10 @@ mod tests {
     fn client_errors_are_4xx_and_overload_carries_retry_after() {
         let bad = Error::InvalidImage("truncated".into()).into_response();
         assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(bad.extensions().get(), Some(&ErrorCode("invalid_image")));
+        assert_eq!(
+            bad.extensions().get::<ErrorDetail>().map(ErrorDetail::code),
+            Some("invalid_image")
+        );
 
         let busy = Error::Overloaded.into_response();
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -8,8 +8,7 @@
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Buckets of the whole-request histogram, in seconds: queueing under load pushes requests well
@@ -126,14 +125,14 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 
-    /// The text exposition format 0.0.4.
+    /// The registry `/metrics` exposes.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition format 0.0.4 (what `/metrics` answers; tests read it).
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        let encoder = TextEncoder::new();
-        if let Err(err) = encoder.encode(&self.registry.gather(), &mut buffer) {
-            tracing::error!(%err, "cannot encode metrics");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        harness_core::http::metrics_text(&self.registry).unwrap_or_default()
     }
 }
 

@@ -10,18 +10,20 @@ use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{Method, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
-use harness_core::http::{LayerError, panic_guard, trace_layer};
-use harness_core::wire::InferResponse;
+use harness_core::api_error::ErrorDetail;
+use harness_core::http::{
+    LayerError, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+};
+use harness_core::wire::{InferResponse, Outcome};
 use serde_json::json;
 use tower::ServiceBuilder;
 
 use crate::classify::classify;
-use crate::error::{Error, ErrorCode};
+use crate::error::Error;
 use crate::request::InferBody;
 use crate::state::AppState;
 
@@ -65,9 +67,9 @@ async fn infer(
 async fn record_outcome(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
-    let outcome = match response.extensions().get::<ErrorCode>() {
-        Some(ErrorCode(code)) => code,
-        None if response.status().is_success() => harness_core::wire::OUTCOME_OK,
+    let outcome = match response.extensions().get::<ErrorDetail>() {
+        Some(detail) => detail.code(),
+        None if response.status().is_success() => Outcome::Ok.as_str(),
         None => "unknown_error",
     };
     state
@@ -85,11 +87,8 @@ fn tower_error(err: BoxError, timeout: Duration) -> Error {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        state.metrics().render(),
-    )
+async fn metrics(State(state): State<AppState>) -> Response {
+    metrics_response(state.metrics().registry())
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -103,12 +102,4 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "model": classifier.name(),
         "workers": state.pool().workers().get(),
     })))
-}
-
-async fn not_found(uri: Uri) -> Error {
-    Error::NotFound(uri.path().to_owned())
-}
-
-async fn method_not_allowed(method: Method) -> Error {
-    Error::MethodNotAllowed(method.to_string())
 }

@@ -143,9 +143,8 @@ impl<S> Drop for WorkerPool<S> {
 
 impl<S> Shared<S> {
     fn lock(&self) -> MutexGuard<'_, State<S>> {
-        // No code panics while holding this lock (jobs run outside it), so a poisoned lock
-        // still guards a consistent queue.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        // No code panics while holding this lock (jobs run outside it).
+        harness_core::sync::lock(&self.state)
     }
 
     fn push(&self, job: Job<S>) -> Result<(), Error> {

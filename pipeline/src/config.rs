@@ -17,8 +17,8 @@ use clap::{Args, Parser, Subcommand};
 use load_tester::Workload;
 
 use crate::error::Error;
-use crate::replica_pool::PoolSettings;
 use crate::prometheus::{PrometheusSettings, find_on_path};
+use crate::replica_pool::PoolSettings;
 use crate::reshape;
 
 /// The autoscaler tuning the demo uses unless `--autoscaler-config` names another.

@@ -29,8 +29,8 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::autoscale::{LocalAutoscaler, TelemetryFrom};
 use crate::config::DemoSettings;
-use crate::replica_pool::{ReplicaPool, ScaleEvent};
 use crate::prometheus::{LocalPrometheus, PrometheusSampler, Targets};
+use crate::replica_pool::{ReplicaPool, ScaleEvent};
 
 /// Time the first replicas get to load the model before the demo gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);

@@ -95,12 +95,7 @@ mod tests {
                 pending: 1,
                 timeout: Duration::from_secs(1),
             },
-            Error::HttpClient(
-                reqwest::Client::new()
-                    .get("not a url")
-                    .build()
-                    .unwrap_err(),
-            ),
+            Error::HttpClient(reqwest::Client::new().get("not a url").build().unwrap_err()),
             Error::invalid("x", "y"),
             Error::UnknownReplica("u".into()),
             Error::ReplicaThread(std::io::Error::other("x")),

@@ -24,8 +24,8 @@ pub mod autoscale;
 pub mod config;
 pub mod demo;
 pub mod error;
-pub mod replica_pool;
 pub mod prometheus;
+pub mod replica_pool;
 pub mod reshape;
 pub mod summary;
 

@@ -2,8 +2,9 @@
 //! entry point that reads such a file at start-up, and must be refused with an error that
 //! names the file, the line and column, and the reason listed for it in `expected.txt`.
 //!
-//! The file name says which reader it is for: `workload-*` (the load tester's workload: its
-//! library, `load-tester run`'s option loading, `pipeline demo --workload`), `autoscaler-*`
+//! The file name says which reader it is for: `workload-*` (the workload format: the load
+//! tester's library, `load-tester run`'s option loading, `pipeline demo --workload` and, but for
+//! the decimal, `autoscaler simulate --workload`, which must all say the same), `autoscaler-*`
 //! (the tuning YAML: `Tuning::load`, `autoscaler serve --config`,
 //! `pipeline demo --autoscaler-config`), `simulate-*` (`autoscaler simulate --workload`,
 //! whose traces allow decimals). A file without an expectation fails the test, so the corpus
@@ -119,11 +120,22 @@ async fn workload_errors(path: &Path) -> Vec<(&'static str, String)> {
         Ok(_) => panic!("{}: `load-tester run` accepted it", path.display()),
         Err(err) => err.to_string(),
     };
-    vec![
+    let mut errors = vec![
         ("load_tester::Workload::load", library),
         ("load-tester run --workload", run),
         ("pipeline demo --workload", demo_error("--workload", path)),
-    ]
+    ];
+    // One parser: the simulator says the same of every file, but for the decimal it accepts.
+    if !path.ends_with("workload-decimal.txt") {
+        errors.push(("autoscaler simulate --workload", simulate_error(path)));
+    }
+    errors
+}
+
+/// The part of a message from the file's name on: `path:line:column: problem`, whatever the
+/// entry point put in front of it.
+fn from_path<'m>(message: &'m str, path: &str) -> Option<&'m str> {
+    message.find(path).map(|at| &message[at..])
 }
 
 fn tuning_errors(path: &Path) -> Vec<(&'static str, String)> {
@@ -205,7 +217,18 @@ async fn every_bad_file_is_refused_with_file_line_column_and_reason() {
             continue;
         };
         let shown = path.display().to_string();
-        for (entry_point, message) in errors_for(&name, path).await {
+        let errors = errors_for(&name, path).await;
+        if name.starts_with("workload-") {
+            // The same mistake gets the same words at the same place from every reader.
+            let said: std::collections::BTreeSet<_> = errors
+                .iter()
+                .filter_map(|(_, message)| from_path(message, &shown))
+                .collect();
+            if said.len() != 1 {
+                failures.push(format!("{name}: the readers disagree: {said:?}"));
+            }
+        }
+        for (entry_point, message) in errors {
             println!("{name} via {entry_point}: {message}");
             let at = position(&message, &shown);
             if !message.contains(&shown)

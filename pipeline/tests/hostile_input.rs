@@ -28,16 +28,15 @@ mod table;
 
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
-use futures::stream;
-use harness_core::image_payload::encode;
-use serde_json::json;
+use axum::http::StatusCode;
 
 use check::{Expect, Row};
-use corpus::{BOMB_SIDE, HUGE_BODY_BYTES, photo};
+use corpus::{BOMB_SIDE, photo};
 use raw_http::{Upload, exchange};
-use services::{Routers, Servers, Service, TOKEN};
+use services::{Routers, Servers, Service};
+use table::{
+    autoscaler_rows, dispatcher_rows, image_json, inference_rows, load_tester_rows, post, refused,
+};
 
 /// The tests of this file one at a time: the bomb test's memory measurement covers the whole
 /// process, and several 50 MB bodies at once would only measure the test itself.
@@ -50,7 +49,6 @@ const BOMB_TIME_LIMIT: Duration = Duration::from_secs(1);
 /// Bound on the growth of peak RSS while the bombs are refused (decoding one would need
 /// 0.9 to 2.7 GB).
 const BOMB_MEMORY_LIMIT: u64 = 200 * 1024 * 1024;
-
 
 /// Runs rows in order and collects every broken promise, so one run reports all of them.
 async fn run_rows(routers: &Routers, rows: Vec<Row>, failures: &mut Vec<String>) {

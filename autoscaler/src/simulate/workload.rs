@@ -6,8 +6,8 @@ use std::f64::consts::PI;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use harness_core::workload::{self, Numbers};
 pub use harness_core::workload::WorkloadError;
+use harness_core::workload::{self, Numbers};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -290,7 +290,7 @@ impl Balancer {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().expect("balancer lock poisoned")
+        harness_core::sync::lock(&self.inner)
     }
 }
 

@@ -54,7 +54,10 @@ fn errors_name_file_line_column_and_expectation() {
         ),
         ("1;2;3", "w.txt:1:2: unexpected separator ';'"),
         ("10|20", "w.txt:1:3: unexpected separator '|'"),
-        ("5 1e3", "w.txt:1:3: expected a number of requests per second"),
+        (
+            "5 1e3",
+            "w.txt:1:3: expected a number of requests per second",
+        ),
         ("", "w.txt:1:1: the schedule is empty"),
         ("# only a comment\n", "w.txt:2:1: the schedule is empty"),
         ("0, 0 0", "w.txt:1:7: the schedule is empty"),

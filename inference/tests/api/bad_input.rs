@@ -8,9 +8,9 @@ use axum::http::{Request, StatusCode, header};
 use futures::stream;
 use inference::app;
 
-use crate::bombs::{gif_bomb, jpeg_bomb, png_header_bomb};
 use crate::metrics_text::{parse, sample};
 use crate::support::{get, json_infer, photo, post_infer, ready_state, send};
+use test_support::bombs::{gif_bomb, jpeg_bomb, png_header_bomb};
 
 fn json(body: &str) -> Request<Body> {
     post_infer("application/json", body.to_owned())

@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
-#[path = "../common/bombs.rs"]
-mod bombs;
 mod classify;
 mod metrics;
 mod metrics_text;

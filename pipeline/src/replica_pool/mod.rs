@@ -132,7 +132,7 @@ impl ReplicaPool {
         let pool = Arc::new(pool);
         let mut replicas = pool.replicas.lock().await;
         for _ in 0..pool.settings.min_replicas {
-            replicas.push(pool.spawn_replica().await?);
+            replicas.push(pool.spawn_replica()?);
         }
         pool.publish(&replicas);
         drop(replicas);
@@ -156,8 +156,7 @@ impl ReplicaPool {
 
     /// Every change of size so far, in order.
     pub fn events(&self) -> Vec<ScaleEvent> {
-        lock(&self.events)
-            .clone()
+        lock(&self.events).clone()
     }
 
     pub fn settings(&self) -> &PoolSettings {
@@ -242,9 +241,7 @@ impl ReplicaPool {
         let crashes_before = self.crashes();
         loop {
             if self.crashes() != crashes_before {
-                let (url, reason) = lock(&self.last_crash)
-                    .clone()
-                    .unwrap_or_default();
+                let (url, reason) = lock(&self.last_crash).clone().unwrap_or_default();
                 return Err(Error::ReplicaFailed { url, reason });
             }
             let urls = self.endpoints.borrow().clone();
@@ -346,8 +343,7 @@ impl ReplicaPool {
             to,
         };
         tracing::info!(from, to, "pool resized");
-        lock(&self.events)
-            .push(event);
+        lock(&self.events).push(event);
     }
 }
 
@@ -374,4 +370,3 @@ impl ScaleTarget for ReplicaPool {
         self.set_replicas(replicas).await.map_err(TargetError::from)
     }
 }
-

@@ -28,13 +28,13 @@ pub(super) struct Replica {
 
 impl Replica {
     /// Starts a replica on a port of its own, on a thread and runtime of its own. `stop` is a
-    /// child of `stop_all`; the replica's task, tracked by `tasks`, wakes `exited` if the
-    /// replica ends without having been asked to.
+    /// child of `stop_all`; the replica's task, tracked by `tasks`, wakes `crash_notice` if
+    /// the replica ends without having been asked to.
     pub(super) fn spawn(
         config: inference::Config,
         stop_all: &CancellationToken,
         tasks: &TaskTracker,
-        exited: &Arc<Notify>,
+        crash_notice: &Arc<Notify>,
     ) -> Result<Self, Error> {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(Error::Bind)?;
         listener.set_nonblocking(true).map_err(Error::Bind)?;
@@ -54,7 +54,7 @@ impl Replica {
             .map_err(Error::ReplicaThread)?;
         let crashed = Arc::new(AtomicBool::new(false));
         let task = tasks.spawn({
-            let (stop, notify, crashed) = (stop.clone(), exited.clone(), crashed.clone());
+            let (stop, notify, crashed) = (stop.clone(), crash_notice.clone(), crashed.clone());
             async move {
                 let result = exited
                     .await

@@ -22,7 +22,11 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 const BACKOFF_RESET: Duration = Duration::from_secs(60);
 
 /// Replaces crashed replicas until the pool shuts down or is dropped.
-pub(super) async fn supervise(pool: Weak<ReplicaPool>, exited: Arc<Notify>, stop_all: CancellationToken) {
+pub(super) async fn supervise(
+    pool: Weak<ReplicaPool>,
+    exited: Arc<Notify>,
+    stop_all: CancellationToken,
+) {
     let mut backoff = RestartBackoff::default();
     loop {
         tokio::select! {

@@ -116,7 +116,7 @@ impl Routers {
             load_tester: load_tester::server::test_app(load_tester_config()),
             autoscaler: autoscaler::app(autoscaler::AppState {
                 handle: autoscaler::ControllerHandle::new().expect("autoscaler metrics"),
-                access: autoscaler::ControlAccess::Token(TOKEN.to_owned()),
+                access: autoscaler::ControlAccess::Token(TOKEN.into()),
             }),
         }
     }
@@ -203,7 +203,7 @@ impl Servers {
         tasks.push(tokio::spawn(autoscaler::run_with(
             listener,
             settings,
-            Some(TOKEN.to_owned()),
+            autoscaler::ControlAccess::Token(TOKEN.into()),
             source,
             OneReplica,
             stop.clone().cancelled_owned(),

@@ -2,18 +2,23 @@
 //! saying what is sent and what that service's README promises for it.
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, Method, Request, header};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use futures::stream;
 use harness_core::image_payload::encode;
 use serde_json::json;
 
 use crate::check::{Expect, Row};
-use crate::corpus::{BOMB_SIDE, HUGE_BODY_BYTES, photo};
+use crate::corpus::{self, HUGE_BODY_BYTES, photo};
 use crate::services::{Service, TOKEN};
 
 // ------------------------------------------------------------------------ requests
 
-pub fn request(method: Method, uri: &str, content_type: Option<&[u8]>, body: Body) -> Request<Body> {
+pub fn request(
+    method: Method,
+    uri: &str,
+    content_type: Option<&[u8]>,
+    body: Body,
+) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
     if let Some(content_type) = content_type {
         builder = builder.header(
