@@ -1,4 +1,5 @@
-//! Fuzzes the workload file parser (`load_tester::workload::Workload::parse`).
+//! Fuzzes the workload file parser (`harness_core::workload`, read as the load tester reads it:
+//! `load_tester::workload::Workload::parse`).
 //!
 //! Properties, for any text:
 //! - it never panics;

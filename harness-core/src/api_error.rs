@@ -4,7 +4,7 @@
 //! a response with [`error_response`]; clients can match on `code` and show `message`.
 //!
 //! Building a response never logs. An error whose detail matters to the operator attaches it
-//! with [`ErrorDetail::attach`]; the request's trace layer ([`crate::http::trace_layer`]) logs it
+//! with [`ErrorDetail::attach`]; the request's trace layer (`http::trace_layer`) logs it
 //! inside the request's span (axum's error-handling pattern), at ERROR for a 500 and at DEBUG
 //! otherwise.
 

@@ -17,7 +17,9 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, MakeSpan, OnResponse, TraceLayer};
+use tower_http::trace::{
+    DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, MakeSpan, OnResponse, TraceLayer,
+};
 use tracing::{Level, Span};
 
 use crate::api_error::{ErrorDetail, error_response, overloaded_response};
@@ -93,7 +95,8 @@ impl<B> MakeSpan<B> for RouteSpan {
 pub struct LogErrors;
 
 impl<B> OnResponse<B> for LogErrors {
-    fn on_response(self, response: &axum::http::Response<B>, latency: Duration, _: &Span) {
+    fn on_response(self, response: &axum::http::Response<B>, latency: Duration, span: &Span) {
+        DefaultOnResponse::default().on_response(response, latency, span);
         let Some(detail) = response.extensions().get::<ErrorDetail>() else {
             return;
         };
@@ -219,6 +222,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Log lines written by the subscriber under test.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            crate::sync::lock(&self.0).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_trace_layer_logs_the_detail_a_handler_attached_and_the_client_never_sees_it() {
+        async fn broken() -> Response {
+            let response = error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "x");
+            ErrorDetail::attach(response, "internal", &std::io::Error::other("disk on fire"))
+        }
+        let app = Router::new()
+            .route("/broken", get(broken))
+            .fallback(not_found)
+            .layer(trace_layer());
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::DEBUG)
+            .with_ansi(false)
+            .with_writer({
+                let logs = logs.clone();
+                move || logs.clone()
+            })
+            .finish();
+        let bodies = tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut bodies = Vec::new();
+                for uri in ["/broken", "/nowhere"] {
+                    let request = Request::get(uri).body(Body::empty()).unwrap();
+                    let response = app.clone().oneshot(request).await.unwrap();
+                    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                        .await
+                        .unwrap();
+                    bodies.push(String::from_utf8(body.to_vec()).unwrap());
+                }
+                bodies
+            })
+        });
+        let logs = String::from_utf8(crate::sync::lock(&logs.0).clone()).unwrap();
+        let line = |needle: &str| {
+            logs.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_default()
+        };
+        assert!(line("disk on fire").contains("ERROR"), "{logs}");
+        assert!(
+            line("disk on fire").contains(r#"route="/broken""#),
+            "in the request's span: {logs}"
+        );
+        assert!(line("no route for /nowhere").contains("DEBUG"), "{logs}");
+        assert!(!bodies[0].contains("disk on fire") && bodies[0].contains("internal error"));
     }
 
     #[tokio::test]

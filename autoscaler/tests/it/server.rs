@@ -185,7 +185,7 @@ async fn without_a_token_control_is_open_on_loopback_only() {
         ControlAccess::Open
     );
     assert_eq!(
-        ControlAccess::for_bind(bind("0.0.0.0:8090"), Some("t".into()), false),
+        ControlAccess::for_bind(bind("0.0.0.0:8090"), Some("t"), false),
         ControlAccess::Token("t".into())
     );
     let access = ControlAccess::for_bind(bind("0.0.0.0:8090"), None, false);
