@@ -69,7 +69,7 @@ impl From<Error> for TargetError {
     /// The autoscaler counts these under `autoscaler_scale_errors_total{code="unavailable"}`
     /// and retries at its next interval.
     fn from(err: Error) -> Self {
-        TargetError::Other(err.to_string())
+        TargetError::other(err)
     }
 }
 

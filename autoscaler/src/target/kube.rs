@@ -48,10 +48,10 @@ impl DeploymentTarget {
                 tracing::info!(%in_cluster, "not in a cluster: using the local kubeconfig");
                 Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
                     .await
-                    .map_err(|e| TargetError::Other(format!("no Kubernetes configuration: {e}")))?
+                    .map_err(|e| TargetError::NoConfig(e.into()))?
             }
         };
-        Client::try_from(config).map_err(|e| TargetError::Other(e.to_string()))
+        Client::try_from(config).map_err(TargetError::other)
     }
 
     fn error(&self, err: kube::Error) -> TargetError {
@@ -64,7 +64,7 @@ impl DeploymentTarget {
                 reason: status.reason.clone(),
                 message: status.message.clone(),
             },
-            other => TargetError::Other(other.to_string()),
+            other => TargetError::other(other),
         }
     }
 }

@@ -23,12 +23,21 @@ pub enum TargetError {
         reason: String,
         message: String,
     },
+    /// No cluster configuration: neither in-cluster nor a local kubeconfig.
+    #[error("no Kubernetes configuration: {0}")]
+    NoConfig(#[source] Arc<::kube::config::KubeconfigError>),
     /// Anything else: connection, timeout, a malformed answer, a pool that is shutting down.
+    /// Shared (`Arc`) so that the error stays `Clone` with its cause.
     #[error("{0}")]
-    Other(String),
+    Other(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl TargetError {
+    /// [`TargetError::Other`] with `cause` as its source.
+    pub fn other(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        TargetError::Other(Arc::from(cause.into()))
+    }
+
     /// The `code` label of `autoscaler_scale_errors_total`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -36,7 +45,7 @@ impl TargetError {
             TargetError::Api { status: 403, .. } => "forbidden",
             TargetError::Api { status: 409, .. } => "conflict",
             TargetError::Api { .. } => "api_error",
-            TargetError::Other(_) => "unavailable",
+            TargetError::NoConfig(_) | TargetError::Other(_) => "unavailable",
         }
     }
 }
