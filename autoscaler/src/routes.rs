@@ -15,7 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use harness_core::auth::require_control_access;
 use harness_core::http::{
-    handle_layer_error, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+    Endpoint, Index, handle_layer_error, method_not_allowed, metrics_response, not_found,
+    panic_guard, trace_layer,
 };
 use tower::ServiceBuilder;
 
@@ -26,6 +27,39 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// No endpoint takes a body.
 const MAX_BODY_BYTES: usize = 1024;
+
+/// `GET /`: what `curl autoscaler:8090/` shows.
+const INDEX: Index = Index {
+    service: "autoscaler",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &[
+        Endpoint {
+            method: "GET",
+            path: "/status",
+            about: "the last decision, forecast and breaker state (bearer token)",
+        },
+        Endpoint {
+            method: "POST",
+            path: "/pause",
+            about: "keep deciding, stop scaling (bearer token)",
+        },
+        Endpoint {
+            method: "POST",
+            path: "/resume",
+            about: "scale again (bearer token)",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/metrics",
+            about: "Prometheus metrics",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/healthz",
+            about: "liveness (alias: /health)",
+        },
+    ],
+};
 
 /// The router.
 pub fn app(state: AppState) -> Router {
@@ -45,6 +79,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/health", get(|| async { "ok" }))
+        .route("/", get(|| async { INDEX }))
         .merge(control)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

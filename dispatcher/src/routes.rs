@@ -15,7 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use harness_core::http::{
-    handle_layer_error, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+    Endpoint, Index, handle_layer_error, method_not_allowed, metrics_response, not_found,
+    panic_guard, trace_layer,
 };
 use harness_core::wire::{EnqueueResponse, now_unix_millis};
 use tower::ServiceBuilder;
@@ -29,6 +30,39 @@ use crate::state::AppState;
 pub const MAX_ID_BYTES: usize = 256;
 /// Whole-request timeout of the HTTP server (a client uploading a body slower than this is cut).
 const SERVER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `GET /`: what `curl dispatcher:8080/` shows.
+const INDEX: Index = Index {
+    service: "dispatcher",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &[
+        Endpoint {
+            method: "POST",
+            path: "/enqueue",
+            about: "queue an image: {\"image\":\"<base64>\",\"id\":\"optional\"}",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/stats",
+            about: "queue, totals by outcome, endpoints",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/metrics",
+            about: "Prometheus metrics",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/healthz",
+            about: "liveness (alias: /health)",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/readyz",
+            about: "readiness: accepting, with a ready inference endpoint",
+        },
+    ],
+};
 
 /// The router, with body limit, timeout, concurrency limit with load shedding, panic catching
 /// and request tracing.
@@ -44,7 +78,9 @@ pub fn app(state: AppState) -> Router {
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/health", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/", get(|| async { INDEX }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

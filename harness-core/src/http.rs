@@ -1,7 +1,7 @@
 //! The outer layers and plain handlers every server of the harness shares: a tracing span per
 //! request named after its route that also logs the errors handlers attach to their responses,
 //! a panic guard, the classification of the errors that tower's limit layers (timeout, load
-//! shedding) produce, the `/metrics` answer and the 404 / 405 fallbacks.
+//! shedding) produce, the `/metrics` answer, the `GET /` index and the 404 / 405 fallbacks.
 //!
 //! Each service keeps its own limits (body size, concurrency, timeout, and which routes they
 //! cover). A [`LayerError`] answers with the codes the services share (408 `request_timeout`,
@@ -15,6 +15,7 @@ use axum::BoxError;
 use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{
@@ -140,6 +141,30 @@ pub fn metrics_response(registry: &prometheus::Registry) -> Response {
             );
             ErrorDetail::attach(response, "internal", &err)
         }
+    }
+}
+
+/// One endpoint in a service's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// One line for people.
+    pub about: &'static str,
+}
+
+/// `GET /`: what this service is and which endpoints it has, so that `curl host:port/` answers
+/// something useful (the reference harness's services answered there).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Index {
+    pub service: &'static str,
+    pub version: &'static str,
+    pub endpoints: &'static [Endpoint],
+}
+
+impl IntoResponse for Index {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
     }
 }
 

@@ -16,7 +16,8 @@ use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use harness_core::api_error::ErrorDetail;
 use harness_core::http::{
-    LayerError, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+    Endpoint, Index, LayerError, method_not_allowed, metrics_response, not_found, panic_guard,
+    trace_layer,
 };
 use harness_core::wire::{InferResponse, Outcome};
 use serde_json::json;
@@ -26,6 +27,34 @@ use crate::classify::classify;
 use crate::error::Error;
 use crate::request::InferBody;
 use crate::state::AppState;
+
+/// `GET /`: what `curl inference:8000/` shows.
+const INDEX: Index = Index {
+    service: "inference",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &[
+        Endpoint {
+            method: "POST",
+            path: "/infer",
+            about: "classify an image: {\"image\":\"<base64>\"} or a raw image/* body",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/metrics",
+            about: "Prometheus metrics",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/healthz",
+            about: "liveness (alias: /health)",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/readyz",
+            about: "readiness: 200 once the model is loaded and warmed up",
+        },
+    ],
+};
 
 /// The service's router, ready to serve (tests call it with `oneshot`).
 pub fn app(state: AppState) -> Router {
@@ -47,7 +76,9 @@ pub fn app(state: AppState) -> Router {
         .route("/infer", infer_route)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/health", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/", get(|| async { INDEX }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes()))

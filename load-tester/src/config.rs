@@ -3,7 +3,7 @@
 //! flag, an environment variable and a default; [`GeneratorArgs::settings`] validates them
 //! into domain types once, at start-up.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,8 +94,10 @@ pub struct GeneratorArgs {
 /// `load-tester serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:3003")]
-    pub listen: SocketAddr,
+    /// Address to listen on [default: 0.0.0.0:3003 with a token or --allow-unauthenticated,
+    /// else 127.0.0.1:3003].
+    #[arg(long, env = "LISTEN_ADDR")]
+    pub listen: Option<SocketAddr>,
     #[command(flatten)]
     pub generator: GeneratorArgs,
     /// Bearer token required by POST /runLoadTest and POST /generateReport.
@@ -117,6 +119,25 @@ pub struct ServeConfig {
         default_value_t = 512
     )]
     pub max_concurrent_requests: usize,
+}
+
+impl ServeConfig {
+    /// The port of `serve` when `--listen` is not given.
+    pub const DEFAULT_PORT: u16 = 3003;
+
+    /// Where `serve` listens: `--listen`, else every interface when the control endpoints are
+    /// protected by a token (or opened on purpose), and loopback only when they are not, so
+    /// that `load-tester serve` with no flags starts, reachable from this machine only.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| {
+            let ip = if self.auth_token.is_some() || self.allow_unauthenticated {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
+            SocketAddr::from((ip, Self::DEFAULT_PORT))
+        })
+    }
 }
 
 /// `load-tester run`.
@@ -212,11 +233,23 @@ mod tests {
         let Command::Serve(serve) = cli.command else {
             panic!("serve expected")
         };
-        assert_eq!(serve.listen.to_string(), "0.0.0.0:3003");
+        // No flags: a token-less server on loopback, so that it starts.
+        assert_eq!(serve.listen_addr().to_string(), "127.0.0.1:3003");
         assert_eq!(serve.generator.dispatcher_url, "http://127.0.0.1:8080");
         assert_eq!(serve.generator.workload, PathBuf::from("workload.txt"));
         assert_eq!(serve.generator.arrivals, ArrivalsArg::Uniform);
         assert!(serve.auth_token.is_none() && !serve.allow_unauthenticated);
+        for (flags, listen) in [
+            (&["--auth-token", "t"][..], "0.0.0.0:3003"),
+            (&["--allow-unauthenticated"], "0.0.0.0:3003"),
+            (&["--listen", "127.0.0.2:9"], "127.0.0.2:9"),
+        ] {
+            let argv = ["load-tester", "serve"].iter().chain(flags);
+            let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("serve expected")
+            };
+            assert_eq!(serve.listen_addr().to_string(), listen, "{flags:?}");
+        }
 
         let cli = Cli::try_parse_from([
             "load-tester",

@@ -12,9 +12,17 @@ async fn main() -> anyhow::Result<ExitCode> {
     harness_core::telemetry::init();
     match cli.command {
         Command::Serve(config) => {
-            let listener = tokio::net::TcpListener::bind(config.listen)
+            let addr = config.listen_addr();
+            if config.listen.is_none() && addr.ip().is_loopback() {
+                tracing::info!(
+                    %addr,
+                    "no AUTH_TOKEN: listening on loopback only; set AUTH_TOKEN (or LISTEN_ADDR) \
+                     to serve other hosts"
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
+                .with_context(|| format!("cannot listen on {addr}"))?;
             load_tester::run(listener, config, harness_core::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }

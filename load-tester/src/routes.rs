@@ -17,7 +17,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use harness_core::auth::require_control_access;
 use harness_core::http::{
-    handle_layer_error, method_not_allowed, metrics_response, not_found, panic_guard, trace_layer,
+    Endpoint, Index, handle_layer_error, method_not_allowed, metrics_response, not_found,
+    panic_guard, trace_layer,
 };
 use harness_core::wire::{LatencyBatch, StoreLatencyResponse};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -39,6 +40,50 @@ const RECEIVER_MAX_BODY: usize = 16 * 1024 * 1024;
 const RECEIVER_TIMEOUT: Duration = Duration::from_secs(30);
 const RECEIVER_CONCURRENCY: usize = 256;
 
+/// `GET /`: what `curl load-tester:3003/` shows. The control endpoints need the bearer token
+/// and are served by `load-tester serve` only.
+const INDEX: Index = Index {
+    service: "load-tester",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &[
+        Endpoint {
+            method: "POST",
+            path: "/runLoadTest",
+            about: "start a run (bearer token; serve only)",
+        },
+        Endpoint {
+            method: "POST",
+            path: "/generateReport",
+            about: "write a run's report (bearer token; serve only)",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/runs/current",
+            about: "progress of the active run",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/runs/{id}",
+            about: "progress of a run",
+        },
+        Endpoint {
+            method: "POST",
+            path: "/storeLatency",
+            about: "latency records from the dispatcher",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/metrics",
+            about: "Prometheus metrics",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/healthz",
+            about: "liveness (alias: /health)",
+        },
+    ],
+};
+
 /// The router: receiver routes always, control routes when `state` has them.
 pub fn app(state: AppState) -> Router {
     let (max_body, timeout, concurrency) = match &state.control {
@@ -54,7 +99,9 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/current", get(current_run))
         .route("/runs/{id}", get(run_progress))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz));
+        .route("/healthz", get(healthz))
+        .route("/health", get(healthz))
+        .route("/", get(|| async { INDEX }));
     if let Some(control) = &state.control {
         let control = Router::new()
             .route("/runLoadTest", post(start_run))

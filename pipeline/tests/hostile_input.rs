@@ -97,6 +97,72 @@ async fn every_service_answers_hostile_input_as_documented() {
     assert_eq!(routers.dispatcher.stats().queue_length, 2);
 }
 
+/// `GET /` on every service lists only endpoints that exist: each answers with something other
+/// than the router's own 404 or 405 (a 401 without the token, a 4xx for an empty body, a 404
+/// for an unknown run are all answers). `GET /health` answers as `/healthz` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_index_lists_endpoints_that_exist() {
+    let _serial = SERIAL.lock().await;
+    let routers = Routers::new();
+    let mut failures = Vec::new();
+    for service in [
+        Service::Inference,
+        Service::Dispatcher,
+        Service::LoadTester,
+        Service::Autoscaler,
+    ] {
+        let router = routers.router(service);
+        let (status, index) = answer(&router, "GET", "/").await;
+        assert_eq!(status, StatusCode::OK, "{service} GET /");
+        assert_eq!(index["service"], service.to_string());
+        let endpoints = index["endpoints"].as_array().unwrap();
+        assert!(endpoints.len() >= 3, "{service}: {index}");
+        for endpoint in endpoints {
+            let method = endpoint["method"].as_str().unwrap();
+            let path = endpoint["path"]
+                .as_str()
+                .unwrap()
+                .replace("{id}", "no-such-run");
+            let (status, body) = answer(&router, method, &path).await;
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            if (status, code) == (StatusCode::NOT_FOUND, "not_found")
+                || (status, code) == (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            {
+                failures.push(format!(
+                    "{service}: {method} {path} is listed but not routed"
+                ));
+            }
+        }
+        let health = answer(&router, "GET", "/health").await.0;
+        let healthz = answer(&router, "GET", "/healthz").await.0;
+        assert_eq!(
+            (health, healthz),
+            (StatusCode::OK, StatusCode::OK),
+            "{service}"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Status and JSON body (`null` when the body is not JSON) of an empty request.
+async fn answer(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+) -> (StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
 /// The top-1 label of a raw image.
 async fn classify(router: axum::Router, bytes: Vec<u8>) -> String {
     use http_body_util::BodyExt;
