@@ -10,6 +10,7 @@ mod prometheus;
 mod scrape;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use exposition::{Exposition, ExpositionError};
@@ -121,8 +122,14 @@ impl std::fmt::Display for Signal {
 /// Why a source produced no sample this interval.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("cannot reach {url}: {detail}")]
-    Unreachable { url: String, detail: String },
+    /// The request failed (connection, timeout, a body cut short); the cause is its source,
+    /// shared (`Arc`) so that the error stays `Clone`.
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{url} answered HTTP {status}: {detail}")]
     Status {
         url: String,
@@ -136,6 +143,17 @@ pub enum TelemetryError {
 }
 
 impl TelemetryError {
+    /// [`TelemetryError::Unreachable`] with `cause` as its source.
+    pub fn unreachable(
+        url: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        TelemetryError::Unreachable {
+            url: url.into(),
+            source: Arc::from(cause.into()),
+        }
+    }
+
     /// Stable code for logs and status.
     pub fn code(&self) -> &'static str {
         match self {

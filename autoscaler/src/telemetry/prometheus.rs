@@ -85,23 +85,17 @@ impl PrometheusSource {
         let mut url = self.endpoint.clone();
         url.query_pairs_mut().append_pair("query", promql);
         let shown = self.endpoint.to_string();
-        let response =
-            self.client
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| TelemetryError::Unreachable {
-                    url: shown.clone(),
-                    detail: e.to_string(),
-                })?;
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| TelemetryError::unreachable(&shown, e))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| TelemetryError::Unreachable {
-                url: shown.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| TelemetryError::unreachable(&shown, e))?;
         let parsed: ApiResponse = serde_json::from_slice(&body).map_err(|e| {
             if status.is_success() {
                 TelemetryError::Malformed {

@@ -193,10 +193,7 @@ fn increase(before: f64, after: f64) -> f64 {
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Exposition, TelemetryError> {
-    let unreachable = |e: reqwest::Error| TelemetryError::Unreachable {
-        url: url.to_owned(),
-        detail: e.to_string(),
-    };
+    let unreachable = |e: reqwest::Error| TelemetryError::unreachable(url, e);
     let response = client.get(url).send().await.map_err(unreachable)?;
     let status = response.status();
     let text = response.text().await.map_err(unreachable)?;

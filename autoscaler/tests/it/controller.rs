@@ -83,10 +83,7 @@ impl TelemetrySource for Script {
                 queue_length: Some(0.0),
                 ..Telemetry::empty(now)
             }),
-            None => Err(TelemetryError::Unreachable {
-                url: "script".into(),
-                detail: "scripted failure".into(),
-            }),
+            None => Err(TelemetryError::unreachable("script", "scripted failure")),
         }
     }
 }
