@@ -48,16 +48,8 @@ const INDEX: Index = Index {
             path: "/resume",
             about: "scale again (bearer token)",
         },
-        Endpoint {
-            method: "GET",
-            path: "/metrics",
-            about: "Prometheus metrics",
-        },
-        Endpoint {
-            method: "GET",
-            path: "/healthz",
-            about: "liveness (alias: /health)",
-        },
+        Endpoint::METRICS,
+        Endpoint::HEALTHZ,
     ],
 };
 

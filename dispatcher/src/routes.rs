@@ -46,16 +46,8 @@ const INDEX: Index = Index {
             path: "/stats",
             about: "queue, totals by outcome, endpoints",
         },
-        Endpoint {
-            method: "GET",
-            path: "/metrics",
-            about: "Prometheus metrics",
-        },
-        Endpoint {
-            method: "GET",
-            path: "/healthz",
-            about: "liveness (alias: /health)",
-        },
+        Endpoint::METRICS,
+        Endpoint::HEALTHZ,
         Endpoint {
             method: "GET",
             path: "/readyz",

@@ -153,6 +153,21 @@ pub struct Endpoint {
     pub about: &'static str,
 }
 
+impl Endpoint {
+    /// `GET /metrics`, which every service has.
+    pub const METRICS: Endpoint = Endpoint {
+        method: "GET",
+        path: "/metrics",
+        about: "Prometheus metrics",
+    };
+    /// `GET /healthz`, which every service has, with its alias `/health`.
+    pub const HEALTHZ: Endpoint = Endpoint {
+        method: "GET",
+        path: "/healthz",
+        about: "liveness (alias: /health)",
+    };
+}
+
 /// `GET /`: what this service is and which endpoints it has, so that `curl host:port/` answers
 /// something useful (the reference harness's services answered there).
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -38,16 +38,8 @@ const INDEX: Index = Index {
             path: "/infer",
             about: "classify an image: {\"image\":\"<base64>\"} or a raw image/* body",
         },
-        Endpoint {
-            method: "GET",
-            path: "/metrics",
-            about: "Prometheus metrics",
-        },
-        Endpoint {
-            method: "GET",
-            path: "/healthz",
-            about: "liveness (alias: /health)",
-        },
+        Endpoint::METRICS,
+        Endpoint::HEALTHZ,
         Endpoint {
             method: "GET",
             path: "/readyz",

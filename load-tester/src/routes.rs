@@ -71,16 +71,8 @@ const INDEX: Index = Index {
             path: "/storeLatency",
             about: "latency records from the dispatcher",
         },
-        Endpoint {
-            method: "GET",
-            path: "/metrics",
-            about: "Prometheus metrics",
-        },
-        Endpoint {
-            method: "GET",
-            path: "/healthz",
-            about: "liveness (alias: /health)",
-        },
+        Endpoint::METRICS,
+        Endpoint::HEALTHZ,
     ],
 };
 
