@@ -51,7 +51,7 @@ pub fn error_response(
 ) -> Response {
     let message = message.into();
     let detail = ErrorDetail::plain(code, message.as_str());
-    let shown = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+    let shown = if hides_detail(status) {
         "internal error".to_owned()
     } else {
         message
@@ -59,6 +59,12 @@ pub fn error_response(
     let mut response = (status, Json(ApiErrorBody::new(code, shown))).into_response();
     response.extensions_mut().insert(detail);
     response
+}
+
+/// Whether a response with this status shows the client only "internal error": a 5xx that is
+/// not overload. The trace layer logs exactly these at ERROR, since their detail is nowhere else.
+pub fn hides_detail(status: StatusCode) -> bool {
+    status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE
 }
 
 /// A 503 with `Retry-After`, for overload: the client should try again later or elsewhere.

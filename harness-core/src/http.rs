@@ -23,7 +23,7 @@ use tower_http::trace::{
 };
 use tracing::{Level, Span};
 
-use crate::api_error::{ErrorDetail, error_response, overloaded_response};
+use crate::api_error::{ErrorDetail, error_response, hides_detail, overloaded_response};
 
 /// An error raised by a tower layer in front of the handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +90,9 @@ impl<B> MakeSpan<B> for RouteSpan {
 }
 
 /// Logs the [`ErrorDetail`] a handler attached to its response, inside the request's span: at
-/// ERROR for a 500 (the client saw only "internal error"), at DEBUG for anything else (a 4xx is
-/// the client's mistake and a 503 under overload is expected; both are counted in metrics).
+/// ERROR when the client saw only "internal error" ([`hides_detail`]), at DEBUG for anything
+/// else (a 4xx is the client's mistake and a 503 under overload is expected; both are counted
+/// in metrics).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogErrors;
 
@@ -103,7 +104,7 @@ impl<B> OnResponse<B> for LogErrors {
         };
         let status = response.status().as_u16();
         let ms = latency.as_secs_f64() * 1000.0;
-        if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        if hides_detail(response.status()) {
             tracing::error!(status, code = detail.code(), error = %detail, ms, "request failed");
         } else {
             tracing::debug!(status, code = detail.code(), error = %detail, ms, "request refused");
