@@ -245,6 +245,9 @@ impl Outbox {
             log.entries.push_front(entry);
         }
         self.trim(&mut log);
+        drop(log);
+        // A puller may be waiting for exactly these.
+        self.arrived.notify_waiters();
     }
 
     /// Drops every record of `batch` for `reason`.
