@@ -22,6 +22,7 @@ use autoscaler::{ControllerSettings, PolicySpec, Tuning};
 use clap::Parser;
 use dispatcher::EndpointSource;
 use harness_core::wire::DispatcherStats;
+use load_tester::delivery::RecordDelivery;
 use load_tester::workload::Workload;
 use load_tester::{ImagePool, RunOptions, Stats};
 use pipeline::ReplicaPool;
@@ -89,6 +90,17 @@ async fn dispatcher(report_url: &str, endpoints: EndpointSource, extra: &[&str])
 /// The load tester's run: `rps` requests per second for `seconds`, against `dispatcher`, with
 /// its receiver on `receiver`. Returns its stats once every record is in or the drain timed out.
 async fn load(receiver: TcpListener, dispatcher: &str, rps: u32, seconds: usize) -> Stats {
+    load_with(receiver, dispatcher, rps, seconds, RecordDelivery::Auto).await
+}
+
+/// [`load`], with the records coming back as `delivery` says.
+async fn load_with(
+    receiver: TcpListener,
+    dispatcher: &str,
+    rps: u32,
+    seconds: usize,
+    delivery: RecordDelivery,
+) -> Stats {
     let text = vec![rps.to_string(); seconds].join("\n");
     let workload = Workload::parse(&text, "faults").unwrap();
     let (images, _) = ImagePool::load(replicas::root().join("images"), None)
@@ -103,6 +115,7 @@ async fn load(receiver: TcpListener, dispatcher: &str, rps: u32, seconds: usize)
     );
     options.drain_timeout = Duration::from_secs(60);
     options.sample_dispatcher = false;
+    options.record_delivery = delivery;
     let outcome =
         load_tester::run_load_test(options, receiver, |_| {}, std::future::pending::<()>())
             .await
@@ -255,11 +268,13 @@ async fn the_receiver_down_for_ten_seconds_gets_every_record_late() {
             proxy.restore();
         }
     });
-    let stats = load(receiver, &d.url, 4, 14).await;
+    // Push only: the path under test (a load tester that pulls would not need the receiver).
+    let stats = load_with(receiver, &d.url, 4, 14, RecordDelivery::Push).await;
     outage.await.unwrap();
 
     assert_accounted(&stats);
     assert_eq!(stats.succeeded, stats.sent, "{stats:#?}");
+    assert_eq!(stats.delivery.pushed, stats.completed, "{stats:#?}");
     assert!(
         metric(&d.url, "dispatcher_report_failures_total").await > 0.0,
         "the dispatcher saw the receiver down and retried"

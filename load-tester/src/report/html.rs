@@ -148,6 +148,20 @@ fn requests_table(out: &mut String, s: &Stats) {
         ("duplicate records", s.duplicates.to_string()),
         ("unmatched records", s.unmatched.to_string()),
         (
+            "records came by",
+            format!(
+                "{} (pulled {}, pushed {}, again {})",
+                s.delivery.paths(),
+                s.delivery.pulled,
+                s.delivery.pushed,
+                s.delivery.redelivered
+            ),
+        ),
+        (
+            "records the dispatcher dropped",
+            s.delivery.dispatcher_dropped.total().to_string(),
+        ),
+        (
             "sends that waited for the concurrency cap",
             s.concurrency_cap_hits.to_string(),
         ),
@@ -198,6 +212,21 @@ fn failures(out: &mut String, s: &Stats) {
             let _ = writeln!(out, "<tr><td>{}</td><td>{n}</td></tr>", escape(code));
         }
         out.push_str("</tbody></table>\n");
+    }
+    let dropped = s.delivery.dispatcher_dropped;
+    if dropped.total() > 0 {
+        let reasons: Vec<String> = dropped
+            .by_reason()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| format!("{n} {}", reason.as_str()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">The dispatcher dropped records of this run before they were \
+             collected ({}); their requests are among the missing.</p>",
+            escape(&reasons.join(", "))
+        );
     }
     if !s.missing_ids_sample.is_empty() {
         let ids: Vec<String> = s.missing_ids_sample.iter().map(|i| escape(i)).collect();
