@@ -1,6 +1,7 @@
 //! The run engine: one load test from start to report, shared by the CLI, the HTTP server and
-//! the in-process demo. It knows nothing of HTTP serving: records reach it through the
-//! [`RunStore`] its caller feeds (`server` serves the `/storeLatency` receiver around it).
+//! the in-process demo. It knows nothing of HTTP serving: records reach it through its own
+//! [`Puller`] (the dispatcher's `GET /records`) and through the [`RunStore`] its caller feeds
+//! (`server` serves the `/storeLatency` receiver around it).
 //!
 //! [`run_and_report`] runs the schedule, waits for the records of accepted requests (up to the
 //! drain timeout), writes the report and returns the stats. The `serve` mode, which reports on
