@@ -7,7 +7,6 @@
 //! request, uses the pieces: [`prepare`] then [`execute`].
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,20 +17,19 @@ use tokio_util::sync::CancellationToken;
 use harness_core::sync::lock;
 
 use crate::base_url::endpoint;
-use crate::config::{GeneratorArgs, GeneratorSettings};
-use crate::delivery::{PullStatus, RecordDelivery};
+use crate::delivery::PullStatus;
 use crate::error::Error;
-use crate::image_pool::ImagePool;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pull::{self, Puller};
 use crate::report::{ReportFiles, write_report};
-use crate::sampler::{DispatcherStatsSampler, MetricsSampler, Sampler, sample_all};
-use crate::schedule::{Arrivals, Plan};
-use crate::sender::{EnqueueClient, Generator};
+pub use crate::run_options::RunOptions;
+use crate::sampler::{DispatcherStatsSampler, Sampler, sample_all};
+use crate::schedule::Plan;
+use crate::sender::{DirectSends, EnqueueClient, Generator};
 use crate::stats::Stats;
 use crate::store::{Phase, Progress, RunInfo, RunState, RunStore};
-use crate::workload::Workload;
+use crate::target::DirectTarget;
 
 /// After an interruption, how long records still have to arrive.
 const INTERRUPTED_DRAIN: Duration = Duration::from_secs(3);
@@ -39,105 +37,6 @@ const INTERRUPTED_DRAIN: Duration = Duration::from_secs(3);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Delay between preparing a run and its first send, so the pacer starts on time.
 const START_DELAY: Duration = Duration::from_millis(50);
-
-/// What to run. Build with [`RunOptions::new`] and adjust the public fields.
-#[derive(Clone)]
-pub struct RunOptions {
-    pub workload: Workload,
-    pub pool: Arc<ImagePool>,
-    /// Base URL of the dispatcher.
-    pub dispatcher_url: Url,
-    pub arrivals: Arrivals,
-    /// Cap on the requests sent (`maxImages`).
-    pub max_requests: Option<u64>,
-    /// Where the report folder goes.
-    pub reports_dir: PathBuf,
-    pub drain_timeout: Duration,
-    pub concurrency: usize,
-    pub request_timeout: Duration,
-    pub sample_interval: Duration,
-    /// Sample the dispatcher's `GET /stats` (queue length, ready replicas).
-    pub sample_dispatcher: bool,
-    /// Extra series for the queue/replicas plot.
-    pub samplers: Vec<Arc<dyn Sampler>>,
-    /// The number of requests the user expects; `missing` counts against it. Default: sent.
-    pub total_requests: Option<u64>,
-    /// Check that the dispatcher answers before sending.
-    pub preflight: bool,
-    /// Which paths bring the records back.
-    pub record_delivery: RecordDelivery,
-}
-
-impl RunOptions {
-    /// Options with the defaults of the command line.
-    pub fn new(
-        workload: Workload,
-        pool: Arc<ImagePool>,
-        dispatcher_url: Url,
-        reports_dir: impl Into<PathBuf>,
-    ) -> Self {
-        Self {
-            workload,
-            pool,
-            dispatcher_url,
-            arrivals: Arrivals::Uniform,
-            max_requests: None,
-            reports_dir: reports_dir.into(),
-            drain_timeout: Duration::from_secs(30),
-            concurrency: 10_000,
-            request_timeout: Duration::from_secs(10),
-            sample_interval: Duration::from_secs(1),
-            sample_dispatcher: true,
-            samplers: Vec::new(),
-            total_requests: None,
-            preflight: true,
-            record_delivery: RecordDelivery::Auto,
-        }
-    }
-
-    /// Options from the generator settings: validates them, reads the workload file and loads
-    /// the image pool (skipped images are logged).
-    pub async fn from_args(args: &GeneratorArgs) -> Result<Self, Error> {
-        let settings = args.settings()?;
-        let workload = Workload::load(&args.workload)?;
-        let (pool, _skipped) = ImagePool::load(args.images.clone(), args.resize).await?;
-        Ok(Self::with_settings(
-            workload,
-            Arc::new(pool),
-            args,
-            settings,
-        ))
-    }
-
-    /// Options for `workload` and `pool` with everything else from validated settings.
-    pub fn with_settings(
-        workload: Workload,
-        pool: Arc<ImagePool>,
-        args: &GeneratorArgs,
-        settings: GeneratorSettings,
-    ) -> Self {
-        let mut options = Self::new(workload, pool, settings.dispatcher_url, &args.reports_dir);
-        options.arrivals = settings.arrivals;
-        options.max_requests = args.max_images;
-        options.drain_timeout = args.drain_timeout;
-        options.concurrency = settings.concurrency;
-        options.request_timeout = args.request_timeout;
-        options.sample_interval = args.sample_interval;
-        options.record_delivery = args.record_delivery;
-        let client = reqwest::Client::new();
-        for source in settings.sample_metrics {
-            let series = source.metric.clone();
-            options.samplers.push(Arc::new(MetricsSampler::new(
-                client.clone(),
-                source.url,
-                source.metric,
-                series,
-                source.kind,
-            )));
-        }
-        options
-    }
-}
 
 /// The result of a finished run.
 #[derive(Debug, Clone)]
@@ -182,6 +81,18 @@ async fn preflight(client: &reqwest::Client, dispatcher: &Url) -> Result<(), Err
     }
 }
 
+/// Checks a model server answers at all (any HTTP status will do).
+async fn preflight_target(client: &reqwest::Client, target: &DirectTarget) -> Result<(), Error> {
+    let url = target.ready_url();
+    match client.get(url).timeout(Duration::from_secs(3)).send().await {
+        Ok(_) => Ok(()),
+        Err(source) => Err(Error::TargetUnreachable {
+            url: target.url().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Builds the run and registers it in `store` so records can be matched from the first send.
 pub async fn prepare(
     options: RunOptions,
@@ -195,7 +106,10 @@ pub async fn prepare(
         .build()
         .map_err(Error::HttpClient)?;
     if options.preflight {
-        preflight(&client, &options.dispatcher_url).await?;
+        match &options.direct {
+            None => preflight(&client, &options.dispatcher_url).await?,
+            Some(target) => preflight_target(&client, target).await?,
+        }
     }
     let plan = Arc::new(Plan::new(
         &options.workload,
@@ -203,13 +117,14 @@ pub async fn prepare(
         options.max_requests,
     ));
     let run_id = new_run_id();
-    let pull = pull::probe(
-        &client,
-        &options.dispatcher_url,
-        &run_id,
-        options.record_delivery,
-    )
-    .await?;
+    // A direct target answers each request itself: there are no records to pull.
+    let pull = match options.direct {
+        Some(_) => PullStatus::Off,
+        None => {
+            let (dispatcher, delivery) = (&options.dispatcher_url, options.record_delivery);
+            pull::probe(&client, dispatcher, &run_id, delivery).await?
+        }
+    };
     let state = register(run_id, &options, plan.clone(), store);
     lock(&state.pull).status = pull;
     let puller = (pull == PullStatus::Active).then(|| {
@@ -222,22 +137,32 @@ pub async fn prepare(
     });
 
     let mut samplers = options.samplers.clone();
-    if options.sample_dispatcher {
+    if options.sample_dispatcher && options.direct.is_none() {
         let sampler = DispatcherStatsSampler::new(client.clone(), &options.dispatcher_url);
         samplers.push(Arc::new(sampler));
     }
-    let enqueue_url = endpoint(&options.dispatcher_url, "enqueue");
-    let enqueue = EnqueueClient::new(&enqueue_url, options.request_timeout).map_err(|source| {
+    let (send_url, direct) = match &options.direct {
+        None => (endpoint(&options.dispatcher_url, "enqueue"), None),
+        Some(target) => {
+            let requests = target
+                .requests(&options.pool)
+                .map_err(Error::TargetRequest)?;
+            let target = target.clone();
+            (target.infer_url(), Some(DirectSends { target, requests }))
+        }
+    };
+    let client = EnqueueClient::new(&send_url, options.request_timeout).map_err(|source| {
         Error::EnqueueUri {
-            url: enqueue_url.to_string(),
+            url: send_url.to_string(),
             source,
         }
     })?;
     let generator = Arc::new(Generator {
-        client: enqueue,
+        client,
         pool: options.pool.clone(),
         run: state.clone(),
         metrics: metrics.clone(),
+        direct,
     });
     Ok(PreparedRun {
         state,
@@ -266,6 +191,7 @@ fn register(
         concurrency: options.concurrency,
         images: options.pool.len(),
         record_delivery: options.record_delivery,
+        target: options.target_info(),
     };
     let ledger = Ledger::new(run_id, plan, start_unix_ms);
     let state = Arc::new(RunState::new(info, start, ledger));
