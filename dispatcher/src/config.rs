@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use reqwest::Url;
 
+use crate::upstream_protocol::{ProtocolKind, UpstreamProtocol, V2Bytes, V2Upstream};
+
 /// The dispatcher's configuration (`dispatcher --help`).
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -38,6 +40,29 @@ pub struct Config {
     /// How often --inference-dns is resolved again.
     #[arg(long, env = "DNS_REFRESH", default_value = "5s", value_parser = humantime::parse_duration)]
     pub dns_refresh: Duration,
+
+    /// What the upstream speaks: `harness` (this project's inference, POST /infer, GET /readyz)
+    /// or `v2` (an Open Inference Protocol server: Triton, KServe, MLServer).
+    #[arg(long, env = "UPSTREAM_PROTOCOL", value_enum, default_value = "harness")]
+    pub upstream_protocol: ProtocolKind,
+
+    /// The model a v2 upstream serves (required with --upstream-protocol v2).
+    #[arg(long, env = "MODEL_NAME")]
+    pub model_name: Option<String>,
+
+    /// How a v2 upstream gets the image: `binary` (raw bytes, the binary tensor extension:
+    /// Triton) or `base64` (base64 text in JSON, content_type base64: MLServer).
+    #[arg(long, env = "V2_BYTES", value_enum, default_value = "binary")]
+    pub v2_bytes: V2Bytes,
+
+    /// Name of the v2 model's BYTES input the image goes to.
+    #[arg(long, env = "V2_INPUT", default_value = "image")]
+    pub v2_input: String,
+
+    /// A v2 output to ask for as a top-1 classification (Triton's classification extension);
+    /// unset: every output is returned and the label read from them.
+    #[arg(long, env = "V2_CLASSIFICATION_OUTPUT")]
+    pub v2_classification_output: Option<String>,
 
     /// Items per second the drain sends upstream (fractional allowed).
     #[arg(long, env = "DRAIN_RATE", default_value_t = 2.0)]
@@ -176,6 +201,7 @@ pub enum ConfiguredEndpoints {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub endpoints: ConfiguredEndpoints,
+    pub upstream: UpstreamProtocol,
     /// Items per second; finite and > 0.
     pub drain_rate: f64,
     pub max_in_flight: usize,
@@ -219,6 +245,7 @@ impl Config {
         nonzero("record-retention", self.record_retention)?;
         Ok(Settings {
             endpoints: self.endpoints()?,
+            upstream: self.upstream()?,
             drain_rate: self.drain_rate,
             max_in_flight: self.max_in_flight,
             queue_capacity: self.queue_capacity,
@@ -259,6 +286,30 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             )),
         }
+    }
+
+    /// The upstream protocol and, for v2, its model and input.
+    fn upstream(&self) -> Result<UpstreamProtocol, ConfigError> {
+        let name = |flag, value: &str| {
+            let value = value.trim();
+            let ok = !value.is_empty() && !value.contains(['/', '?', '#', ' ']);
+            ok.then(|| value.to_owned())
+                .ok_or_else(|| invalid(flag, "must be a non-empty name without / ? # or spaces"))
+        };
+        Ok(match self.upstream_protocol {
+            ProtocolKind::Harness => UpstreamProtocol::Harness,
+            ProtocolKind::V2 => UpstreamProtocol::V2(V2Upstream {
+                model: name("model-name", self.model_name.as_deref().unwrap_or_default())?,
+                bytes: self.v2_bytes,
+                input: name("v2-input", &self.v2_input)?,
+                classification_output: self
+                    .v2_classification_output
+                    .as_deref()
+                    .filter(|o| !o.trim().is_empty())
+                    .map(|o| name("v2-classification-output", o))
+                    .transpose()?,
+            }),
+        })
     }
 
     /// `None` when `--report-url` is empty: reporting disabled.
@@ -308,98 +359,4 @@ pub(crate) fn parse_http_url(raw: &str) -> Result<Url, UrlError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Config {
-        Config::try_parse_from(std::iter::once("dispatcher").chain(args.iter().copied()))
-            .expect("arguments parse")
-    }
-
-    #[test]
-    fn defaults_follow_the_contract() {
-        let s = parse(&[]).validate().expect("defaults are valid");
-        assert_eq!(s.drain_rate, 2.0);
-        assert_eq!(s.max_in_flight, 4);
-        assert_eq!(s.queue_capacity, 10_000);
-        assert_eq!(s.queue_max_bytes, 268_435_456);
-        assert_eq!(s.request_timeout, Duration::from_secs(30));
-        assert_eq!(s.max_attempts, 3);
-        assert_eq!(s.retry_backoff, Duration::from_millis(100));
-        assert_eq!(s.eject_duration, Duration::from_secs(5));
-        assert_eq!(s.report_batch_size, 200);
-        assert_eq!(s.report_interval, Duration::from_millis(250));
-        assert_eq!(s.outbox_capacity, 100_000);
-        assert_eq!(s.max_body_bytes, 16_777_216);
-        assert_eq!(
-            s.report_url.map(String::from).as_deref(),
-            Some("http://127.0.0.1:3003/storeLatency")
-        );
-        let ConfiguredEndpoints::Static(urls) = s.endpoints else {
-            panic!("static endpoints expected");
-        };
-        assert_eq!(urls.len(), 1);
-        assert_eq!(urls[0].as_str(), "http://127.0.0.1:8000/");
-    }
-
-    #[test]
-    fn repeatable_urls_dns_and_disabled_reporting() {
-        let s = parse(&[
-            "--inference-url",
-            "http://a:1",
-            "--inference-url",
-            "http://b:2",
-            "--report-url",
-            "",
-            "--drain-rate",
-            "0.5",
-        ])
-        .validate()
-        .expect("valid");
-        assert_eq!(
-            s.endpoints,
-            ConfiguredEndpoints::Static(vec![
-                Url::parse("http://a:1").expect("url"),
-                Url::parse("http://b:2").expect("url"),
-            ])
-        );
-        assert!(s.report_url.is_none());
-        assert_eq!(s.drain_rate, 0.5);
-
-        let s = parse(&[
-            "--inference-dns",
-            "inference-headless:8000",
-            "--dns-refresh",
-            "2s",
-        ])
-        .validate()
-        .expect("valid");
-        assert_eq!(
-            s.endpoints,
-            ConfiguredEndpoints::Dns {
-                host_port: "inference-headless:8000".into(),
-                refresh: Duration::from_secs(2)
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_settings_that_cannot_work() {
-        for args in [
-            &["--drain-rate", "0"][..],
-            &["--drain-rate", "NaN"],
-            &["--max-in-flight", "0"],
-            &["--max-attempts", "0"],
-            &["--inference-url", "https://secure:443"],
-            &["--inference-url", "not a url"],
-            &["--report-url", "ftp://x/"],
-            &["--inference-dns", "no-port"],
-            &["--request-timeout", "0s"],
-        ] {
-            assert!(
-                parse(args).validate().is_err(),
-                "{args:?} should be rejected"
-            );
-        }
-    }
-}
+mod tests;

@@ -151,7 +151,7 @@ pub(crate) async fn probe_forever(client: reqwest::Client, balancer: Arc<Balance
 
 async fn probe(client: &reqwest::Client, endpoint: &Endpoint) -> ProbeResult {
     let response = client
-        .get(endpoint.readyz_url.clone())
+        .get(endpoint.ready_url.clone())
         .timeout(PROBE_TIMEOUT)
         .send()
         .await;

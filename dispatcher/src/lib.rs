@@ -9,12 +9,13 @@
 //! [`app`] for handler tests.
 //!
 //! # Layout
-//! Each module uses only those listed before it (`config`, `error` and `metrics` use none).
+//! Each module uses only those listed before it (`error` and `metrics` use none).
+//! - [`balancer`]: the endpoints, their health and ejection, and the least-in-flight choice.
+//! - [`upstream_protocol`]: the harness and v2 (Open Inference Protocol) requests and answers.
 //! - [`config`]: `Config` (flags and env vars) validated into `Settings`.
 //! - [`error`]: every error an HTTP client can get, with its code and status.
 //! - [`metrics`]: the Prometheus metrics and the per-reason totals of `/stats`.
 //! - [`queue`]: the FIFO bounded by count and bytes.
-//! - [`balancer`]: the endpoints, their health and ejection, and the least-in-flight choice.
 //! - [`endpoints`]: where endpoints come from (list, DNS, watch channel), and the `/readyz` prober.
 //! - [`outbox`]: the bounded outbox of latency records and their delivery to the load tester.
 //! - [`record`]: the latency record of an item, and the recorder every finished item goes to.
@@ -39,6 +40,7 @@ pub mod routes;
 mod server;
 pub mod state;
 pub mod upstream;
+pub mod upstream_protocol;
 
 use std::future::Future;
 

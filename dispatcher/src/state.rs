@@ -43,11 +43,14 @@ impl AppState {
             metrics.queue_length.clone(),
             metrics.queue_bytes.clone(),
         ));
-        let balancer = Arc::new(Balancer::new(
-            settings.max_in_flight,
-            settings.eject_duration,
-            metrics.endpoints.clone(),
-        ));
+        let balancer = Arc::new(
+            Balancer::new(
+                settings.max_in_flight,
+                settings.eject_duration,
+                metrics.endpoints.clone(),
+            )
+            .with_paths(settings.upstream.paths()),
+        );
         let limits = Limits {
             capacity: settings.outbox_capacity,
             max_bytes: settings.outbox_max_bytes,

@@ -15,6 +15,8 @@
 //! - [`auth`]: the bearer-token policy of the control endpoints.
 //! - [`sync`]: the one lock policy.
 //! - [`plot`] (feature `plot`): the embedded font, palette and axis helpers of every PNG.
+//! - [`oip`]: the Open Inference Protocol (KServe v2 REST) bodies, tensor data, the binary
+//!   tensor extension and the label of an answer, spoken to third-party model servers.
 //! - [`image_payload`]: the base64 image payload rules (alphabets, `data:` prefix) used by the
 //!   dispatcher to validate cheaply and by inference to decode.
 //! - [`pacing`]: drift-free pacing against a fixed start time.
@@ -25,6 +27,7 @@ pub mod api_error;
 pub mod auth;
 pub mod http;
 pub mod image_payload;
+pub mod oip;
 pub mod outcome;
 pub mod pacing;
 #[cfg(feature = "plot")]

@@ -231,6 +231,7 @@ async fn memory_and_report() {
         concurrency: 10_000,
         images: 1,
         record_delivery: RecordDelivery::Push,
+        target: Default::default(),
     };
     let state = Arc::new(RunState::new(
         info,

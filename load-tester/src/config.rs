@@ -15,6 +15,7 @@ use crate::delivery::RecordDelivery;
 use crate::error::Error;
 use crate::sampler::SeriesKind;
 use crate::schedule::{ArrivalProcess, Arrivals};
+use crate::target::{DirectTarget, TargetKind, V2Bytes, V2Model};
 use crate::threshold::Threshold;
 
 /// The `load-tester` command line.
@@ -48,6 +49,34 @@ pub struct GeneratorArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub dispatcher_url: String,
+    /// What the requests go to: `dispatcher` (its /enqueue; records come back from it), or a
+    /// model server directly: `infer` (this project's inference, POST <url>/infer) or `v2` (an
+    /// Open Inference Protocol server: Triton, KServe, MLServer).
+    #[arg(long, env = "TARGET", value_enum, default_value = "dispatcher")]
+    pub target: TargetKind,
+    /// Base URL of the target; required with --target infer|v2. With --target dispatcher it
+    /// replaces --dispatcher-url when given.
+    #[arg(long, env = "TARGET_URL")]
+    pub url: Option<String>,
+    /// The model of a v2 target (required with --target v2).
+    #[arg(long = "model-name", env = "MODEL_NAME")]
+    pub model_name: Option<String>,
+    /// How a v2 target gets the image: `binary` (the binary tensor extension: Triton) or
+    /// `base64` (base64 text in JSON, content_type base64: MLServer).
+    #[arg(
+        long = "v2-bytes",
+        env = "V2_BYTES",
+        value_enum,
+        default_value = "binary"
+    )]
+    pub v2_bytes: V2Bytes,
+    /// Name of the v2 model's BYTES input the image goes to.
+    #[arg(long = "v2-input", env = "V2_INPUT", default_value = "image")]
+    pub v2_input: String,
+    /// A v2 output to ask for as a top-1 classification (Triton's classification extension);
+    /// unset: every output is returned and the label read from them.
+    #[arg(long = "v2-classification-output", env = "V2_CLASSIFICATION_OUTPUT")]
+    pub v2_classification_output: Option<String>,
     /// Workload file: requests per second, one number per second.
     #[arg(long, env = "WORKLOAD_FILE", default_value = "workload.txt")]
     pub workload: PathBuf,
@@ -177,6 +206,8 @@ pub struct MetricSource {
 #[derive(Debug, Clone)]
 pub struct GeneratorSettings {
     pub dispatcher_url: Url,
+    /// `Some` when the run load-tests a model server directly (`--target infer|v2`).
+    pub direct: Option<DirectTarget>,
     pub arrivals: Arrivals,
     pub concurrency: usize,
     pub sample_metrics: Vec<MetricSource>,
@@ -198,13 +229,56 @@ impl GeneratorArgs {
             .iter()
             .map(|spec| parse_metric_source(spec))
             .collect::<Result<_, _>>()?;
+        let url = self.url.as_deref().filter(|u| !u.trim().is_empty());
         Ok(GeneratorSettings {
-            dispatcher_url: parse_base_url(&self.dispatcher_url)?,
+            dispatcher_url: parse_base_url(match (self.target, url) {
+                (TargetKind::Dispatcher, Some(url)) => url,
+                _ => &self.dispatcher_url,
+            })?,
+            direct: self.direct_target(url)?,
             arrivals: self.arrivals.with_seed(self.seed),
             concurrency: self.concurrency,
             sample_metrics,
         })
     }
+}
+
+impl GeneratorArgs {
+    /// The model server of `--target infer|v2`, `None` for the dispatcher.
+    pub fn direct_target(&self, url: Option<&str>) -> Result<Option<DirectTarget>, Error> {
+        let required = |what: &str| Error::Config(format!("--target {what} needs --url"));
+        Ok(match self.target {
+            TargetKind::Dispatcher => None,
+            TargetKind::Infer => Some(DirectTarget::Infer {
+                url: parse_base_url(url.ok_or_else(|| required("infer"))?)?,
+            }),
+            TargetKind::V2 => Some(DirectTarget::V2 {
+                url: parse_base_url(url.ok_or_else(|| required("v2"))?)?,
+                model: V2Model {
+                    model: v2_name("--model-name", self.model_name.as_deref().unwrap_or(""))?,
+                    bytes: self.v2_bytes,
+                    input: v2_name("--v2-input", &self.v2_input)?,
+                    classification_output: self
+                        .v2_classification_output
+                        .as_deref()
+                        .filter(|o| !o.trim().is_empty())
+                        .map(|o| v2_name("--v2-classification-output", o))
+                        .transpose()?,
+                },
+            }),
+        })
+    }
+}
+
+/// A model, input or output name: it goes into a URL path or a JSON string as is.
+fn v2_name(flag: &str, value: &str) -> Result<String, Error> {
+    let value = value.trim();
+    if value.is_empty() || value.contains(['/', '?', '#', ' ']) {
+        return Err(Error::Config(format!(
+            "{flag} must be a non-empty name without / ? # or spaces (required with --target v2)"
+        )));
+    }
+    Ok(value.to_owned())
 }
 
 /// `URL#metric`; series whose metric name mentions replicas go on the replicas axis.

@@ -63,6 +63,19 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// A model server of `--target infer|v2` did not answer the preflight at all.
+    #[error("the target at {url} is unreachable: {}", cause_chain(.source))]
+    TargetUnreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The `target`, `url` or `modelName` of a request body does not make a target.
+    #[error("invalid request: {0}")]
+    InvalidTarget(String),
+    /// A pool image's request to a direct target could not be built.
+    #[error("internal error: cannot build the target's request: {0}")]
+    TargetRequest(#[source] harness_core::oip::CodecError),
     /// `--record-delivery pull` against a dispatcher whose `GET /records` does not answer.
     #[error("cannot pull records from {url}: {source}")]
     RecordsUnavailable {
@@ -114,7 +127,9 @@ impl Error {
         match self {
             Error::Workload(_) => "invalid_workload",
             Error::ImagePool(_) => "image_pool_unavailable",
-            Error::Arrivals(_) | Error::DispatcherUrl(_) => "invalid_request",
+            Error::Arrivals(_) | Error::DispatcherUrl(_) | Error::InvalidTarget(_) => {
+                "invalid_request"
+            }
             Error::Path(rejection) if rejection.status().is_client_error() => "invalid_request",
             Error::Path(_) => "internal",
             Error::Json(JsonRejection::MissingJsonContentType(_)) => "unsupported_media_type",
@@ -129,6 +144,8 @@ impl Error {
             Error::NoRun => "no_run",
             Error::NotFound(_) => "not_found",
             Error::DispatcherUnreachable { .. } => "dispatcher_unreachable",
+            Error::TargetUnreachable { .. } => "target_unreachable",
+            Error::TargetRequest(_) => "internal",
             Error::RecordsUnavailable { .. } => "records_unavailable",
             Error::Config(_) | Error::Url(_) | Error::EnqueueUri { .. } => "invalid_config",
             Error::Report(_) => "report_failed",
@@ -138,9 +155,10 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Workload(_) | Error::Arrivals(_) | Error::DispatcherUrl(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::Workload(_)
+            | Error::Arrivals(_)
+            | Error::DispatcherUrl(_)
+            | Error::InvalidTarget(_) => StatusCode::BAD_REQUEST,
             Error::Path(rejection) if rejection.status().is_client_error() => {
                 StatusCode::BAD_REQUEST
             }
@@ -149,9 +167,9 @@ impl Error {
             Error::RunNotFound(_) | Error::NoRun | Error::NotFound(_) => StatusCode::NOT_FOUND,
             // The dispatcher URL comes from the request (or its default): the client can fix
             // it, so it gets the reason.
-            Error::DispatcherUnreachable { .. } | Error::RecordsUnavailable { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Error::DispatcherUnreachable { .. }
+            | Error::TargetUnreachable { .. }
+            | Error::RecordsUnavailable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             // The images folder is the server's own configuration: logged, not shown.
             Error::ImagePool(_)
             | Error::Path(_)
@@ -159,6 +177,7 @@ impl Error {
             | Error::Url(_)
             | Error::EnqueueUri { .. }
             | Error::Report(_)
+            | Error::TargetRequest(_)
             | Error::HttpClient(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

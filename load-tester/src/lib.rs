@@ -2,7 +2,8 @@
 //! reports.
 //!
 //! It turns a workload (requests per second, second by second) into `POST /enqueue` calls on
-//! the dispatcher, each sent at its intended time whatever happened to the earlier ones, so a
+//! the dispatcher (or, with `--target infer|v2`, into inference requests straight to a model
+//! server, each answer deciding its request), each sent at its intended time whatever happened to the earlier ones, so a
 //! slow system cannot slow the generator down and hide its own latency (coordinated
 //! omission). What happened to every item comes back as a latency record, pulled from the
 //! dispatcher's `GET /records` or pushed by it to `POST /storeLatency`; records are matched to requests by id (`<runId>-<seq>`) and aggregated into HDR histograms
@@ -25,6 +26,8 @@
 //! Domain, from the bottom up:
 //! - [`workload`]: the workload file format and its errors.
 //! - [`base_url`]: `http://` base URLs and their endpoints.
+//! - [`target`]: what the requests go to (the dispatcher, or a model server directly: this
+//!   project's inference or any v2 server), the direct requests and how an answer reads.
 //! - [`image_pool`]: the image pool, read and base64-encoded once.
 //! - [`schedule`]: the arrival processes and the plan of intended send times.
 //! - [`ledger`]: one run's per-request flags, histograms and per-second bins.
@@ -36,6 +39,7 @@
 //! - [`stats`]: the numbers of `stats.json` and their names.
 //! - [`threshold`]: `--fail-on` conditions.
 //! - [`report`]: plots and `report.html`.
+//! - [`run_options`]: what one run is asked to do.
 //! - [`run`](mod@run): the run engine, one test from start to report (no HTTP serving).
 //! - [`run_command`]: runs `load-tester run` (progress bar, summary, exit code); named apart
 //!   from [`config`], which holds the clap types of every command.
@@ -54,6 +58,7 @@ pub mod report;
 pub mod routes;
 pub mod run;
 pub mod run_command;
+pub mod run_options;
 pub mod sampler;
 pub mod schedule;
 pub mod sender;
@@ -61,6 +66,7 @@ pub mod server;
 pub mod state;
 pub mod stats;
 pub mod store;
+pub mod target;
 pub mod threshold;
 /// The workload file format, shared with the simulator (re-exported from `harness-core`).
 pub use harness_core::workload;

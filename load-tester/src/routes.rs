@@ -34,6 +34,7 @@ use crate::schedule::{ArrivalProcess, UnknownArrivals};
 use crate::state::{AppState, Control};
 use crate::stats::Stats;
 use crate::store::{Progress, RunState};
+use crate::target::{TargetKind, V2Bytes};
 use crate::workload::Workload;
 
 /// Defaults of the embedded receiver (the CLI and library have no flags for these).
@@ -148,6 +149,14 @@ pub struct RunRequest {
     #[serde(default, deserialize_with = "requested_arrivals")]
     pub arrivals: Option<Result<ArrivalProcess, UnknownArrivals>>,
     pub seed: Option<u64>,
+    /// `dispatcher`, `infer` or `v2` (the server's `--target` when absent).
+    pub target: Option<TargetKind>,
+    /// Base URL of the target (`--url`).
+    pub url: Option<String>,
+    /// The model of a v2 target (`--model-name`).
+    pub model_name: Option<String>,
+    /// `binary` or `base64` (`--v2-bytes`).
+    pub v2_bytes: Option<V2Bytes>,
 }
 
 /// The `arrivals` field: a string (or null) read as an arrival process when it names one.
@@ -205,6 +214,24 @@ async fn run_options(control: &Control, request: RunRequest) -> Result<RunOption
     let mut settings = args.settings()?;
     if let Some(url) = &request.dispatcher_url {
         settings.dispatcher_url = parse_base_url(url).map_err(Error::DispatcherUrl)?;
+    }
+    let targeted = request.target.is_some()
+        || request.url.is_some()
+        || request.model_name.is_some()
+        || request.v2_bytes.is_some();
+    if targeted {
+        let mut target_args = args.clone();
+        target_args.target = request.target.unwrap_or(args.target);
+        target_args.url = request.url.or(target_args.url);
+        target_args.model_name = request.model_name.or(target_args.model_name);
+        target_args.v2_bytes = request.v2_bytes.unwrap_or(args.v2_bytes);
+        let url = target_args.url.as_deref().filter(|u| !u.trim().is_empty());
+        if let (TargetKind::Dispatcher, Some(url)) = (target_args.target, url) {
+            settings.dispatcher_url = parse_base_url(url).map_err(Error::DispatcherUrl)?;
+        }
+        settings.direct = target_args
+            .direct_target(url)
+            .map_err(|err| Error::InvalidTarget(err.to_string()))?;
     }
     let seed = request.seed.unwrap_or(args.seed);
     let process = match request.arrivals {
@@ -320,6 +347,18 @@ pub async fn healthz() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_fields_are_typed() {
+        let r: RunRequest = serde_json::from_str(
+            r#"{"target":"v2","url":"http://m:8080","modelName":"efficientnet","v2Bytes":"base64"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.target, Some(TargetKind::V2));
+        assert_eq!(r.v2_bytes, Some(V2Bytes::Base64));
+        assert_eq!(r.model_name.as_deref(), Some("efficientnet"));
+        assert!(serde_json::from_str::<RunRequest>(r#"{"target":"grpc"}"#).is_err());
+    }
 
     #[test]
     fn arrivals_are_typed_and_unknown_names_kept() {

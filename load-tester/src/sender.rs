@@ -7,6 +7,10 @@
 //! answer delays nothing but itself. A generous concurrency cap bounds the tasks in flight;
 //! when it is reached the pacer waits for a free slot and the wait is *recorded as schedule
 //! lag* (and counted as a cap hit): requests are sent late, never skipped.
+//!
+//! Against the dispatcher a send ends with `/enqueue`'s answer and the request's record comes
+//! later. Against a model server directly ([`DirectSends`]) the send task awaits the answer
+//! itself and writes the outcome into the ledger, latency measured from the intended send time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +35,7 @@ use crate::ledger::{EnqueueOutcome, request_id};
 use crate::metrics::Metrics;
 use crate::schedule::{Plan, Slot};
 use crate::store::RunState;
+use crate::target::{DirectAnswer, DirectRequest, DirectTarget};
 
 /// The longest the pacer sleeps before looking at the cancellation token again.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
@@ -54,7 +59,8 @@ pub struct EnqueueClient {
 }
 
 impl EnqueueClient {
-    /// A client for `POST <enqueue_url>`; `timeout` bounds each whole exchange.
+    /// A client for `POST <enqueue_url>` (or a model server's inference URL); `timeout` bounds
+    /// each whole exchange.
     pub fn new(enqueue_url: &Url, timeout: Duration) -> Result<Self, http::uri::InvalidUri> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -71,54 +77,77 @@ impl EnqueueClient {
 
     /// Sends one body; a failure is an outcome, not an error.
     async fn post(&self, body: Vec<u8>) -> EnqueueOutcome {
-        let request = Request::post(self.uri.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)));
-        let Ok(request) = request else {
-            return EnqueueOutcome::Error {
-                kind: "request_error",
-            };
-        };
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            // Read the whole body so the connection goes back to the pool.
-            let body = response.into_body().collect().await.map(|b| b.to_bytes());
-            Ok::<_, hyper_util::client::legacy::Error>((status, body))
-        };
-        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => return EnqueueOutcome::Error { kind: "timeout" },
-            Ok(Err(err)) if err.is_connect() => {
-                return EnqueueOutcome::Error {
-                    kind: "connect_error",
-                };
-            }
-            Ok(Err(_)) => {
-                return EnqueueOutcome::Error {
-                    kind: "request_error",
-                };
-            }
-            Ok(Ok(answer)) => answer,
+        let (status, body) = match self
+            .exchange(Bytes::from(body), "application/json", None)
+            .await
+        {
+            Ok((status, _, body)) => (status, body),
+            Err(kind) => return EnqueueOutcome::Error { kind },
         };
         if status.is_success() {
             // The dispatcher has the item whether or not its answer body arrived in full.
             return EnqueueOutcome::Accepted;
         }
         let code = body
-            .ok()
             .and_then(|b| serde_json::from_slice::<ApiErrorBody>(&b).ok())
             .map(|b| b.error.code)
             .unwrap_or_else(|| format!("http_{}", status.as_u16()));
         EnqueueOutcome::Rejected { code }
     }
+
+    /// One POST: the status, the `Inference-Header-Content-Length` and the body (`None` if it
+    /// broke off), or the kind of failure when no answer came: `connect_error`, `timeout` or
+    /// `request_error`.
+    pub(crate) async fn exchange(
+        &self,
+        body: Bytes,
+        content_type: &'static str,
+        header_length: Option<usize>,
+    ) -> Result<(http::StatusCode, Option<usize>, Option<Bytes>), &'static str> {
+        let mut request =
+            Request::post(self.uri.clone()).header(http::header::CONTENT_TYPE, content_type);
+        if let Some(length) = header_length {
+            request = request.header(harness_core::oip::HEADER_CONTENT_LENGTH, length);
+        }
+        let Ok(request) = request.body(Full::new(body)) else {
+            return Err("request_error");
+        };
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            let header_length = response
+                .headers()
+                .get(harness_core::oip::HEADER_CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            // Read the whole body so the connection goes back to the pool.
+            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            Ok::<_, hyper_util::client::legacy::Error>((status, header_length, body.ok()))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err("timeout"),
+            Ok(Err(err)) if err.is_connect() => Err("connect_error"),
+            Ok(Err(_)) => Err("request_error"),
+            Ok(Ok(answer)) => Ok(answer),
+        }
+    }
+}
+
+/// A direct mode's target and every pool image's request, built once before the run.
+pub struct DirectSends {
+    pub target: DirectTarget,
+    /// In pool order: request `seq` sends `requests[seq % len]`, the pool's image for it.
+    pub requests: Vec<DirectRequest>,
 }
 
 /// Everything a send needs, shared by all send tasks of a run.
 pub struct Generator {
+    /// Posts to the dispatcher's `/enqueue`, or to the direct target's inference URL.
     pub client: EnqueueClient,
     pub pool: Arc<ImagePool>,
     pub run: Arc<RunState>,
     pub metrics: Metrics,
+    /// `Some` in the direct modes.
+    pub direct: Option<DirectSends>,
 }
 
 impl Generator {
@@ -204,6 +233,9 @@ impl Generator {
         lock(&self.run.ledger).on_sent(slot.seq, lag, started - start);
         self.metrics.requests_sent.inc();
         self.metrics.schedule_lag.observe(lag.as_secs_f64());
+        if let Some(direct) = &self.direct {
+            return self.send_direct(direct, slot.seq, intended).await;
+        }
 
         let id = request_id(self.run.id(), slot.seq);
         let body = enqueue_body(&self.pool.for_request(slot.seq).base64, &id);
@@ -221,6 +253,46 @@ impl Generator {
             outcome,
             done.saturating_duration_since(intended),
             done - start,
+        );
+    }
+}
+
+impl Generator {
+    /// Sends request `seq` to the model server and writes its outcome into the ledger.
+    async fn send_direct(&self, direct: &DirectSends, seq: u64, intended: Instant) {
+        let Some(request) = direct
+            .requests
+            .get((seq % direct.requests.len().max(1) as u64) as usize)
+        else {
+            return;
+        };
+        let exchange = self
+            .client
+            .exchange(
+                request.body.clone(),
+                request.content_type,
+                request.header_length,
+            )
+            .await;
+        let done = Instant::now();
+        let answer = match exchange {
+            Ok((status, header_length, Some(body))) => {
+                Ok(direct.target.read(status, header_length, &body))
+            }
+            Ok((_, _, None)) => Err("request_error"),
+            Err(kind) => Err(kind),
+        };
+        let outcomes = &self.metrics.enqueue_outcomes;
+        match &answer {
+            Ok(DirectAnswer::Rejected { .. }) => outcomes.rejected.inc(),
+            Ok(_) => outcomes.accepted.inc(),
+            Err(_) => outcomes.error.inc(),
+        }
+        lock(&self.run.ledger).on_direct(
+            seq,
+            answer,
+            done.saturating_duration_since(intended),
+            done - self.run.start,
         );
     }
 }

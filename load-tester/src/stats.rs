@@ -12,6 +12,7 @@ use harness_core::sync::lock;
 use crate::delivery::DeliveryStats;
 use crate::schedule::ArrivalProcess;
 use crate::store::{Phase, RunState};
+use crate::target::TargetInfo;
 
 /// Bumped on any incompatible change to [`Stats`].
 pub const SCHEMA_VERSION: u32 = 1;
@@ -162,6 +163,9 @@ pub struct Stats {
     /// Wall-clock time of the schedule's offset zero, Unix epoch ms.
     pub started_at_ms: f64,
     pub dispatcher_url: String,
+    /// What the requests went to (`kind` dispatcher, infer or v2, `url`, `modelName`).
+    #[serde(default)]
+    pub target: TargetInfo,
     pub arrivals: ArrivalProcess,
     pub workload_seconds: u64,
     /// Requests the schedule planned (workload total, capped by `maxImages`).
@@ -180,6 +184,10 @@ pub struct Stats {
     pub unmatched: u64,
     pub concurrency_cap_hits: u64,
     pub failures_by_code: BTreeMap<String, u64>,
+    /// Successful requests by the top-1 label of their answer (at most 64 labels, then
+    /// `other`): a check that the model really ran.
+    #[serde(default)]
+    pub labels: BTreeMap<String, u64>,
     pub duration_seconds: f64,
     pub throughput_per_second: f64,
     pub latency_ms: Option<LatencySummary>,
@@ -213,6 +221,7 @@ impl Stats {
             phase,
             started_at_ms: ledger.start_unix_ms(),
             dispatcher_url: run.info.dispatcher_url.clone(),
+            target: run.info.target.clone(),
             arrivals: run.info.arrivals,
             workload_seconds: ledger.plan().seconds() as u64,
             planned: ledger.plan().total(),
@@ -229,6 +238,7 @@ impl Stats {
             unmatched: c.unmatched,
             concurrency_cap_hits: c.cap_hits,
             failures_by_code: ledger.failures().clone(),
+            labels: ledger.labels().clone(),
             duration_seconds: duration,
             throughput_per_second: if duration > 0.0 {
                 c.succeeded as f64 / duration

@@ -20,6 +20,7 @@ use crate::ledger::{Ledger, RecordOutcome, parse_request_id};
 use crate::metrics::Metrics;
 use crate::sampler::Timeline;
 use crate::schedule::ArrivalProcess;
+use crate::target::TargetInfo;
 
 /// Runs kept in memory for `/runs/{id}`, reports and late records.
 const KEEP_RUNS: usize = 16;
@@ -53,6 +54,8 @@ pub struct RunInfo {
     pub concurrency: usize,
     pub images: usize,
     pub record_delivery: RecordDelivery,
+    /// What the requests go to.
+    pub target: TargetInfo,
 }
 
 /// What the pull path learnt during a run.

@@ -23,21 +23,39 @@ use tokio::time::Instant;
 use health::Health;
 pub use health::{NOT_READY_PROBE_INTERVAL, ProbeResult, READY_PROBE_INTERVAL};
 
+/// The paths of an endpoint's inference and readiness URLs, after its base URL: `/infer` and
+/// `/readyz` for the harness protocol, `/v2/models/{m}/infer` and `/v2/models/{m}/ready` for v2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPaths {
+    pub infer: String,
+    pub ready: String,
+}
+
+impl Default for EndpointPaths {
+    fn default() -> Self {
+        Self {
+            infer: "/infer".into(),
+            ready: "/readyz".into(),
+        }
+    }
+}
+
 /// One inference endpoint's address and the URLs derived from it once.
 #[derive(Debug)]
 pub struct Endpoint {
     /// The base URL as given, without a trailing slash (the key and the label in reports).
     pub base: Arc<str>,
     pub infer_url: Url,
-    pub readyz_url: Url,
+    /// Probed until it answers 200 (`/readyz`, or a v2 model's `/ready`).
+    pub ready_url: Url,
 }
 
 impl Endpoint {
-    fn new(base: &Url) -> Option<Self> {
+    fn new(base: &Url, paths: &EndpointPaths) -> Option<Self> {
         let key = base.as_str().trim_end_matches('/');
         Some(Self {
-            infer_url: Url::parse(&format!("{key}/infer")).ok()?,
-            readyz_url: Url::parse(&format!("{key}/readyz")).ok()?,
+            infer_url: Url::parse(&format!("{key}{}", paths.infer)).ok()?,
+            ready_url: Url::parse(&format!("{key}{}", paths.ready)).ok()?,
             base: key.into(),
         })
     }
@@ -81,6 +99,7 @@ pub struct Balancer {
     max_in_flight: usize,
     eject_for: Duration,
     gauge: IntGaugeVec,
+    paths: EndpointPaths,
 }
 
 /// One attempt's slot on an endpoint; frees it on drop.
@@ -114,9 +133,17 @@ impl Balancer {
             max_in_flight,
             eject_for,
             gauge,
+            paths: EndpointPaths::default(),
         };
         b.publish(&b.lock());
         b
+    }
+
+    /// The same balancer, building endpoint URLs with `paths` (the harness protocol's by
+    /// default).
+    pub fn with_paths(mut self, paths: EndpointPaths) -> Self {
+        self.paths = paths;
+        self
     }
 
     /// Replaces the endpoint set. Known endpoints keep their state; new ones start `NotReady`
@@ -125,7 +152,7 @@ impl Balancer {
         let now = Instant::now();
         let wanted: BTreeMap<Arc<str>, Endpoint> = urls
             .into_iter()
-            .filter_map(|url| Endpoint::new(&url))
+            .filter_map(|url| Endpoint::new(&url, &self.paths))
             .map(|e| (e.base.clone(), e))
             .collect();
         let mut inner = self.lock();

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 
 use crate::delivery::Delivery;
 use crate::schedule::Plan;
+use crate::target::DirectAnswer;
 
 /// Histogram range: 1 µs to 1 hour; larger values saturate at the top.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
@@ -129,6 +130,8 @@ pub struct Ledger {
     states: Vec<u8>,
     counts: Counts,
     failures: BTreeMap<String, u64>,
+    /// Successful requests by top-1 label (a check that the model really ran).
+    labels: BTreeMap<String, u64>,
     histograms: Histograms,
     seconds: Vec<SecondBin>,
     /// Latest event (answer or completion) since the start: the run's duration.
@@ -159,6 +162,7 @@ impl Ledger {
             start_unix_ms,
             counts: Counts::default(),
             failures: BTreeMap::new(),
+            labels: BTreeMap::new(),
             histograms: Histograms::new(),
             last_event: Duration::ZERO,
             accepted_recorded: 0,
@@ -271,16 +275,65 @@ impl Ledger {
             self.bin(completion_second).failed += 1;
             return RecordOutcome::Stored;
         }
-        self.counts.succeeded += 1;
-        self.bin(completion_second).succeeded += 1;
-        let latency = ms_to_micros(record.latency_ms);
+        self.succeeded(
+            seq,
+            ms_to_micros(record.latency_ms),
+            completed_at,
+            record.label.as_deref(),
+        );
         let h = &mut self.histograms;
-        h.latency.saturating_record(latency);
         h.queue_wait
             .saturating_record(ms_to_micros(record.queue_wait_ms));
         if let Some(inference) = record.inference_ms {
             h.inference.saturating_record(ms_to_micros(inference));
         }
+        RecordOutcome::Stored
+    }
+
+    /// A direct mode's answer (`Err`: no answer, with the kind of failure) to request `seq`,
+    /// `since_intended` after its intended send time and `at` into the run. An answer plays the
+    /// part of both the `/enqueue` answer and the record: a success or failure is accepted and
+    /// completed at once, a refusal for load is `rejected`, no answer is a send error.
+    pub fn on_direct(
+        &mut self,
+        seq: u64,
+        answer: Result<DirectAnswer, &'static str>,
+        since_intended: Duration,
+        at: Duration,
+    ) {
+        let Some(i) = self.index(seq) else { return };
+        let (ok, label) = match answer {
+            Err(kind) => {
+                return self.on_enqueue(seq, EnqueueOutcome::Error { kind }, since_intended, at);
+            }
+            Ok(DirectAnswer::Rejected { code }) => {
+                return self.on_enqueue(seq, EnqueueOutcome::Rejected { code }, since_intended, at);
+            }
+            Ok(DirectAnswer::Failed { code }) => (Err(code), None),
+            Ok(DirectAnswer::Ok { label }) => (Ok(()), label),
+        };
+        self.on_enqueue(seq, EnqueueOutcome::Accepted, since_intended, at);
+        self.states[i] |= RECORDED;
+        self.accepted_recorded += 1;
+        self.counts.completed += 1;
+        match ok {
+            Ok(()) => self.succeeded(seq, micros(since_intended), at, label.as_deref()),
+            Err(code) => {
+                self.counts.failed += 1;
+                self.count_failure(&code);
+                self.bin(at.as_secs() as usize).failed += 1;
+            }
+        }
+    }
+
+    /// Counts a success of request `seq`, completed `at` into the run after `latency` µs.
+    fn succeeded(&mut self, seq: u64, latency: u64, at: Duration, label: Option<&str>) {
+        self.counts.succeeded += 1;
+        self.bin(at.as_secs() as usize).succeeded += 1;
+        if let Some(label) = label {
+            bounded_count(&mut self.labels, label, "invalid_label");
+        }
+        self.histograms.latency.saturating_record(latency);
         let sent_second = self.plan.second_of(seq);
         let per_second = self.bin(sent_second).latency.get_or_insert_with(|| {
             Histogram::new(2).unwrap_or_else(|e| unreachable!("2 digits are valid: {e}"))
@@ -290,26 +343,12 @@ impl Ledger {
         if per_second.record(latency.clamp(1, HIGHEST_MICROS)).is_err() {
             per_second.saturating_record(latency);
         }
-        RecordOutcome::Stored
     }
 
     /// Codes come from the other side of the wire: bound their number and length so a
     /// misbehaving peer cannot grow the map without limit.
     fn count_failure(&mut self, code: &str) {
-        const MAX_CODES: usize = 64;
-        const MAX_LEN: usize = 64;
-        let code = if code.len() > MAX_LEN || code.is_empty() {
-            "invalid_code"
-        } else {
-            code
-        };
-        if let Some(count) = self.failures.get_mut(code) {
-            *count += 1;
-        } else if self.failures.len() < MAX_CODES {
-            self.failures.insert(code.to_owned(), 1);
-        } else {
-            *self.failures.entry("other".to_owned()).or_default() += 1;
-        }
+        bounded_count(&mut self.failures, code, "invalid_code");
     }
 
     pub fn run_id(&self) -> &str {
@@ -331,6 +370,11 @@ impl Ledger {
     /// Failed requests by code: enqueue rejections, send errors and failed outcomes.
     pub fn failures(&self) -> &BTreeMap<String, u64> {
         &self.failures
+    }
+
+    /// Successful requests by label (at most 64 labels, then `other`).
+    pub fn labels(&self) -> &BTreeMap<String, u64> {
+        &self.labels
     }
 
     pub fn histograms(&self) -> &Histograms {
@@ -359,6 +403,26 @@ impl Ledger {
             .take(limit)
             .map(|(seq, _)| request_id(&self.run_id, seq as u64))
             .collect()
+    }
+}
+
+/// Counts `key` in `map`; keys come from the other side of the wire, so their number and length
+/// are bounded: a misbehaving peer cannot grow the map without limit.
+/// An empty or overlong key counts as `invalid`.
+fn bounded_count(map: &mut BTreeMap<String, u64>, key: &str, invalid: &str) {
+    const MAX_KEYS: usize = 64;
+    const MAX_LEN: usize = 64;
+    let key = if key.len() > MAX_LEN || key.is_empty() {
+        invalid
+    } else {
+        key
+    };
+    if let Some(count) = map.get_mut(key) {
+        *count += 1;
+    } else if map.len() < MAX_KEYS {
+        map.insert(key.to_owned(), 1);
+    } else {
+        *map.entry("other".to_owned()).or_default() += 1;
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::delivery::Delivery;
 use crate::schedule::Arrivals;
+use crate::target::DirectAnswer;
 use crate::workload::Workload;
 
 fn record(id: &str, latency_ms: f64, outcome: &str) -> LatencyRecord {
@@ -146,4 +147,57 @@ fn ids_round_trip() {
     );
     assert_eq!(parse_request_id("no-number-x"), None);
     assert_eq!(parse_request_id("nodash"), None);
+}
+
+#[test]
+fn direct_answers_are_their_own_records() {
+    let plan = Arc::new(Plan::new(
+        &Workload::parse("5", "w").unwrap(),
+        Arrivals::Uniform,
+        None,
+    ));
+    let mut ledger = Ledger::new("r", plan, 1_000.0);
+    let at = Duration::from_millis(10);
+    for seq in 0..5 {
+        ledger.on_sent(seq, Duration::from_micros(100), at);
+    }
+    let ok = |label: &str| {
+        Ok(DirectAnswer::Ok {
+            label: Some(label.into()),
+        })
+    };
+    ledger.on_direct(0, ok("espresso"), Duration::from_millis(40), at);
+    ledger.on_direct(1, ok("espresso"), Duration::from_millis(60), at);
+    let failed = DirectAnswer::Failed {
+        code: "v2_400".into(),
+    };
+    ledger.on_direct(2, Ok(failed), at, at);
+    let refused = DirectAnswer::Rejected {
+        code: "v2_503".into(),
+    };
+    ledger.on_direct(3, Ok(refused), at, at);
+    ledger.on_direct(4, Err("timeout"), at, at);
+    let c = ledger.counts();
+    assert_eq!(
+        (c.sent, c.accepted, c.completed, c.succeeded, c.failed),
+        (5, 3, 3, 2, 1)
+    );
+    assert_eq!(
+        (c.rejected, c.send_errors, c.pushed, c.pulled),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(c.sent, c.succeeded + c.failed + c.rejected + c.send_errors);
+    assert_eq!(ledger.outstanding(), 0, "nothing to wait for");
+    assert!(ledger.missing_ids(10).is_empty());
+    assert_eq!(ledger.labels().get("espresso"), Some(&2));
+    assert_eq!(ledger.failures().get("v2_400"), Some(&1));
+    assert_eq!(ledger.failures().get("v2_503"), Some(&1));
+    assert_eq!(ledger.failures().get("timeout"), Some(&1));
+    let latency = &ledger.histograms().latency;
+    assert_eq!(latency.len(), 2);
+    assert!(
+        (39_900..=40_100).contains(&latency.min()),
+        "{}",
+        latency.min()
+    );
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::{PlotKind, ReportData};
 use crate::stats::{LatencySummary, Stats};
+use crate::target::TargetKind;
 
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1240px;
@@ -91,15 +92,31 @@ fn header(out: &mut String, data: &ReportData) {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>Load test {id}</title><style>{STYLE}</style></head><body>\n\
          <h1>Load test report</h1>\n<p class=\"meta\">Run <b>{id}</b> · started {started} · \
-         dispatcher {url} · {arrivals} arrivals · {secs} s workload · {images} image(s) · \
+         {target} · {arrivals} arrivals · {secs} s workload · {images} image(s) · \
          phase: {phase:?}</p>\n",
         id = escape(&s.run_id),
-        url = escape(&s.dispatcher_url),
+        target = escape(&target_text(s)),
         arrivals = escape(s.arrivals.name()),
         secs = s.workload_seconds,
         images = data.images,
         phase = s.phase,
     );
+}
+
+/// `dispatcher <url>`, or the model server a direct run went to.
+fn target_text(s: &Stats) -> String {
+    let t = &s.target;
+    match t.kind {
+        // Reports written before `target` existed have an empty one.
+        TargetKind::Dispatcher if t.url.is_empty() => format!("dispatcher {}", s.dispatcher_url),
+        TargetKind::Dispatcher => format!("dispatcher {}", t.url),
+        TargetKind::Infer => format!("inference {} (direct)", t.url),
+        TargetKind::V2 => format!(
+            "v2 model {} at {} (direct)",
+            t.model_name.as_deref().unwrap_or("?"),
+            t.url
+        ),
+    }
 }
 
 /// The headline numbers; failures and missing requests are marked when above zero.

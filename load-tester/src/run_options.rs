@@ -1,4 +1,5 @@
-//! What a run is asked to do: [`RunOptions`], with the command line's defaults.
+//! What one run is asked to do: [`RunOptions`], with the command line's defaults, built from
+//! the generator settings or by hand (the demo, the tests).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::error::Error;
 use crate::image_pool::ImagePool;
 use crate::sampler::{MetricsSampler, Sampler};
 use crate::schedule::Arrivals;
+use crate::target::{DirectTarget, TargetInfo, TargetKind};
 use crate::workload::Workload;
 
 /// What to run. Build with [`RunOptions::new`] and adjust the public fields.
@@ -40,6 +42,9 @@ pub struct RunOptions {
     pub preflight: bool,
     /// Which paths bring the records back.
     pub record_delivery: RecordDelivery,
+    /// A model server to load-test directly instead of the dispatcher (`--target infer|v2`):
+    /// no records, pull or `/stats` sampling then; each answer decides its request.
+    pub direct: Option<DirectTarget>,
 }
 
 impl RunOptions {
@@ -66,6 +71,7 @@ impl RunOptions {
             total_requests: None,
             preflight: true,
             record_delivery: RecordDelivery::Auto,
+            direct: None,
         }
     }
 
@@ -91,6 +97,7 @@ impl RunOptions {
         settings: GeneratorSettings,
     ) -> Self {
         let mut options = Self::new(workload, pool, settings.dispatcher_url, &args.reports_dir);
+        options.direct = settings.direct;
         options.arrivals = settings.arrivals;
         options.max_requests = args.max_images;
         options.drain_timeout = args.drain_timeout;
@@ -110,5 +117,19 @@ impl RunOptions {
             )));
         }
         options
+    }
+}
+
+impl RunOptions {
+    /// What the requests go to, as `stats.json` says it.
+    pub fn target_info(&self) -> TargetInfo {
+        match &self.direct {
+            Some(target) => target.info(),
+            None => TargetInfo {
+                kind: TargetKind::Dispatcher,
+                url: self.dispatcher_url.to_string(),
+                model_name: None,
+            },
+        }
     }
 }

@@ -24,14 +24,13 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pull::{self, Puller};
 use crate::report::{ReportFiles, write_report};
+pub use crate::run_options::RunOptions;
 use crate::sampler::{DispatcherStatsSampler, Sampler, sample_all};
 use crate::schedule::Plan;
-use crate::sender::{EnqueueClient, Generator};
+use crate::sender::{DirectSends, EnqueueClient, Generator};
 use crate::stats::Stats;
 use crate::store::{Phase, Progress, RunInfo, RunState, RunStore};
-mod options;
-
-pub use options::RunOptions;
+use crate::target::DirectTarget;
 
 /// After an interruption, how long records still have to arrive.
 const INTERRUPTED_DRAIN: Duration = Duration::from_secs(3);
@@ -83,6 +82,18 @@ async fn preflight(client: &reqwest::Client, dispatcher: &Url) -> Result<(), Err
     }
 }
 
+/// Checks a model server answers at all (any HTTP status will do).
+async fn preflight_target(client: &reqwest::Client, target: &DirectTarget) -> Result<(), Error> {
+    let url = target.ready_url();
+    match client.get(url).timeout(Duration::from_secs(3)).send().await {
+        Ok(_) => Ok(()),
+        Err(source) => Err(Error::TargetUnreachable {
+            url: target.url().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Builds the run and registers it in `store` so records can be matched from the first send.
 pub async fn prepare(
     options: RunOptions,
@@ -96,7 +107,10 @@ pub async fn prepare(
         .build()
         .map_err(Error::HttpClient)?;
     if options.preflight {
-        preflight(&client, &options.dispatcher_url).await?;
+        match &options.direct {
+            None => preflight(&client, &options.dispatcher_url).await?,
+            Some(target) => preflight_target(&client, target).await?,
+        }
     }
     let plan = Arc::new(Plan::new(
         &options.workload,
@@ -104,13 +118,14 @@ pub async fn prepare(
         options.max_requests,
     ));
     let run_id = new_run_id();
-    let pull = pull::probe(
-        &client,
-        &options.dispatcher_url,
-        &run_id,
-        options.record_delivery,
-    )
-    .await?;
+    // A direct target answers each request itself: there are no records to pull.
+    let pull = match options.direct {
+        Some(_) => PullStatus::Off,
+        None => {
+            let (dispatcher, delivery) = (&options.dispatcher_url, options.record_delivery);
+            pull::probe(&client, dispatcher, &run_id, delivery).await?
+        }
+    };
     let state = register(run_id, &options, plan.clone(), store);
     lock(&state.pull).status = pull;
     let puller = (pull == PullStatus::Active).then(|| {
@@ -123,22 +138,32 @@ pub async fn prepare(
     });
 
     let mut samplers = options.samplers.clone();
-    if options.sample_dispatcher {
+    if options.sample_dispatcher && options.direct.is_none() {
         let sampler = DispatcherStatsSampler::new(client.clone(), &options.dispatcher_url);
         samplers.push(Arc::new(sampler));
     }
-    let enqueue_url = endpoint(&options.dispatcher_url, "enqueue");
-    let enqueue = EnqueueClient::new(&enqueue_url, options.request_timeout).map_err(|source| {
+    let (send_url, direct) = match &options.direct {
+        None => (endpoint(&options.dispatcher_url, "enqueue"), None),
+        Some(target) => {
+            let requests = target
+                .requests(&options.pool)
+                .map_err(Error::TargetRequest)?;
+            let target = target.clone();
+            (target.infer_url(), Some(DirectSends { target, requests }))
+        }
+    };
+    let client = EnqueueClient::new(&send_url, options.request_timeout).map_err(|source| {
         Error::EnqueueUri {
-            url: enqueue_url.to_string(),
+            url: send_url.to_string(),
             source,
         }
     })?;
     let generator = Arc::new(Generator {
-        client: enqueue,
+        client,
         pool: options.pool.clone(),
         run: state.clone(),
         metrics: metrics.clone(),
+        direct,
     });
     Ok(PreparedRun {
         state,
@@ -167,6 +192,7 @@ fn register(
         concurrency: options.concurrency,
         images: options.pool.len(),
         record_delivery: options.record_delivery,
+        target: options.target_info(),
     };
     let ledger = Ledger::new(run_id, plan, start_unix_ms);
     let state = Arc::new(RunState::new(info, start, ledger));
