@@ -287,6 +287,7 @@ class Monitoring:
         self.scrape_interval = 60.0
         self.evaluation_interval = 60.0
         self.started_at = 0.0
+        self.other_datasources: list[str] = []
 
     # ------------------------------------------------------------------ configuration
 
@@ -674,6 +675,8 @@ class Monitoring:
         values = self._grafana_intervals(dashboard)
         variables, variable_checks = self._variable_values(dashboard, failures)
         values.update(variables)
+        datasource_vars = {v["name"]: v.get("query") for v in (dashboard.get("templating") or {}).get("list") or []
+                           if v.get("type") == "datasource"}
         queries: list[Query] = []
         for panel, target in dashboard_targets(dashboard):
             expr = target.get("expr")
@@ -682,6 +685,10 @@ class Monitoring:
             substituted = self._substitute(expr, values)
             title = panel.get("title") or "untitled"
             where = f"panel {title!r}" + (f" ({target['legendFormat']})" if target.get("legendFormat") else "")
+            kind = _datasource_type(target.get("datasource") or panel.get("datasource"), datasource_vars)
+            if kind != "prometheus":
+                self.other_datasources.append(f"{where}: a {kind} query, not Prometheus")
+                continue
             if "$" in substituted:
                 failures.append(f"{where}: a variable left unsubstituted in {substituted}")
                 continue
@@ -691,8 +698,14 @@ class Monitoring:
         return queries + variable_checks, values
 
     def _evaluate(self, expr: str, window: float) -> tuple[str, str]:
-        """('ok'|'empty'|'nan', detail): an instant query now; when it has no finite value, a
-        range query over the last `window` seconds at the scrape interval."""
+        """('ok'|'empty'|'nan'|'error', detail): an instant query now; when it has no finite
+        value, a range query over the last `window` seconds at the scrape interval."""
+        try:
+            return self._evaluate_unchecked(expr, window)
+        except MonitoringError as error:
+            return "error", str(error)
+
+    def _evaluate_unchecked(self, expr: str, window: float) -> tuple[str, str]:
         data = self._api("/api/v1/query", {"query": expr})
         samples = _samples(data)
         finite = [v for v in samples if math.isfinite(v)]
@@ -738,6 +751,7 @@ class Monitoring:
         began = time.time()
         self._assert_running()
         failures: list[str] = []
+        self.other_datasources = []
         window = min(window, max(60.0, time.time() - self.started_at))
         queries, values = self._dashboard_queries(failures)
         log(f"dashboard {self.dashboard.name}: {len(queries)} queries; substitutions "
@@ -754,7 +768,7 @@ class Monitoring:
                 passed += 1
                 log(f"  ok    {q.source}: {detail}")
                 continue
-            why = self._why_empty(q.basis, jobs_present)
+            why = None if status == "error" else self._why_empty(q.basis, jobs_present)
             if why and why[0] == "unverifiable":
                 unverifiable.append(f"{q.source}: {why[1]}")
                 log(f"  n/a   {q.source}: unverifiable without a cluster ({why[1]})")
@@ -763,7 +777,8 @@ class Monitoring:
                 log(f"  skip  {q.source}: not covered ({why[1]})")
             else:
                 missing = self._missing_metrics(q.basis)
-                note = f"; never scraped: {', '.join(missing)}" if missing else ""
+                note = (f"; never scraped: {', '.join(missing)}" if missing else
+                        "; its metrics were scraped: too little data in the window yet? (rate() needs two scrapes)")
                 failures.append(f"{q.source}: {detail} for {q.expr}{note}")
                 log(f"  FAIL  {q.source}: {detail}{note}\n        {q.expr}")
         failures += self._check_keda(keda_queries)
@@ -774,6 +789,8 @@ class Monitoring:
             log(f"  unverifiable without a cluster: {line}")
         for line in not_covered:
             log(f"  not covered: {line}")
+        for line in self.other_datasources:
+            log(f"  not checked here: {line}")
         return failures
 
     def _missing_metrics(self, expr: str) -> list[str]:
@@ -927,6 +944,20 @@ class Monitoring:
     def _alert_budget(self, rule: dict) -> float:
         hold = parse_duration(rule.get("for", "0s"))
         return hold + 3 * self.scrape_interval + 2 * self.evaluation_interval + GROUP_WAIT_S + 30
+
+
+def _datasource_type(datasource, variables: dict[str, str]) -> str:
+    """The plugin type behind a panel's or target's datasource; a `${var}` uid resolves through
+    the dashboard's datasource variable. No datasource means the default one: Prometheus here."""
+    if not datasource:
+        return "prometheus"
+    if isinstance(datasource, str):
+        datasource = {"uid": datasource}
+    uid = str(datasource.get("uid") or "")
+    match = re.fullmatch(r"\$\{?(\w+)\}?", uid)
+    if match and match.group(1) in variables:
+        return str(variables[match.group(1)])
+    return str(datasource.get("type") or "prometheus")
 
 
 def _samples(data: dict) -> list[float]:
