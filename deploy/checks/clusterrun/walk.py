@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -228,6 +229,18 @@ class Walk:
             if stats is None:
                 raise WalkthroughError("the /generateReport answer is not the statistics JSON")
             self.reports.append(stats)
+
+    def offer_load(self, seconds: int, rate: int = 2) -> None:
+        """A steady load from the walkthrough's load tester (used by the fault drill)."""
+        assert self.user is not None
+        body = json.dumps({"workload": [rate] * seconds})
+        command = forward_addresses(
+            f"curl -sS -X POST http://127.0.0.1:3003/runLoadTest -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)}", self.forwards, self.namespace)
+        done = self.user.bash(command)
+        if done.returncode != 0:
+            raise WalkthroughError(f"could not offer load for the fault drill: {done.stderr.strip()}")
+        self.setup.log(f"      load offered: {rate}/s for {seconds}s ({done.stdout.strip()})")
 
     def serve(self, command: str) -> None:
         assert self.user is not None

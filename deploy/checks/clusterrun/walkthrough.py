@@ -184,7 +184,7 @@ def check_report(stats: dict) -> list[str]:
     if stats["sent"] == 0:
         problems.append("no request was sent")
     if stats["missing"] != 0:
-        problems.append(f"missing is {stats['missing']} (sample: {stats.get('missingIdsSample')})")
+        problems.append(f"missing is {stats['missing']} (first ids: {(stats.get('missingIdsSample') or [])[:3]})")
     if fates != stats["sent"]:
         problems.append(f"sent {stats['sent']} != succeeded + failed + rejected + sendErrors = {fates}")
     if stats["succeeded"] == 0:
