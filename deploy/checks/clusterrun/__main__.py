@@ -71,17 +71,20 @@ UNVERIFIABLE = [
 
 
 class Results:
-    def __init__(self) -> None:
+    """Checks counted for the closing line; a control's inner checks print as what they are."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
         self.passed = 0
         self.failed: list[str] = []
 
     def check(self, name: str, ok: bool, detail: str = "") -> None:
         if ok:
             self.passed += 1
-            print(f"ok    {name}", flush=True)
+            print(f"{self.prefix}ok    {name}", flush=True)
         else:
             self.failed.append(name)
-            print(f"FAIL  {name}: {detail}", flush=True)
+            print(f"{self.prefix}FAIL  {name}: {detail}", flush=True)
 
 
 def log(message: str) -> None:
@@ -185,7 +188,7 @@ def control(setup: Setup, results: Results) -> None:
         assert deployment is not None
         probe = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
         probe["httpGet"]["port"] = WRONG_PROBE_PORT
-        outcome = Results()
+        outcome = Results(prefix="      control, expected to fail: ")
         walk.setup = copy.copy(setup)
         walk.setup.check = outcome.check
         walk.ensure_started()

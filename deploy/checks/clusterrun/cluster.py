@@ -71,8 +71,6 @@ class Cluster:
         for container in run.pod.containers:
             process = run.processes[container.name]
             found = probes.check_container(run.pod, container, process.pid, lambda p=process: p.poll() is None)
-            for result in found:
-                self.log(result.line())
             if process.poll() is not None:
                 self.log(f"{run.pod.name}/{container.name} exited with {process.returncode}; its last lines:")
                 for line in self.log_tail(run.pod, container.name):

@@ -34,8 +34,7 @@ class ProbeResult:
     seconds: float
 
     def line(self) -> str:
-        verdict = "ok  " if self.ok else "FAIL"
-        return (f"{verdict}  probe {self.pod}/{self.container} {self.kind}: {self.action} -> "
+        return (f"probe {self.pod}/{self.container} {self.kind}: {self.action} -> "
                 f"{self.detail} ({self.seconds:.1f}s)")
 
 

@@ -139,8 +139,7 @@ class Walk:
         self.cluster = Cluster(self.docs, self.namespace, self.setup.images, self.setup.work,
                                self.network, self.setup.mount_points, lambda m: self.setup.log("      " + m))
         for result in self.cluster.start(skip=set()):
-            self.setup.check(f"{self.name}: probe {result.pod}/{result.container} {result.kind}",
-                             result.ok, result.detail)
+            self.setup.check(f"{self.name}: {result.line()}", result.ok, result.detail)
         for line in self.cluster.service_table():
             self.setup.log("      " + line)
         if self.on_started:
