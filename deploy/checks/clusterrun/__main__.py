@@ -188,7 +188,7 @@ def control(setup: Setup, results: Results) -> None:
         assert deployment is not None
         probe = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
         probe["httpGet"]["port"] = WRONG_PROBE_PORT
-        outcome = Results(prefix="      control, expected to fail: ")
+        outcome = Results(prefix="      (inside the control) ")
         walk.setup = copy.copy(setup)
         walk.setup.check = outcome.check
         walk.ensure_started()

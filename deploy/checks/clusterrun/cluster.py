@@ -22,6 +22,7 @@ STOP_GRACE_SECONDS = 10.0
 class Running:
     pod: PodPlan
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    started: float = 0.0
     ready: bool = False
 
     def alive(self) -> bool:
@@ -58,6 +59,7 @@ class Cluster:
                 process = sandbox.start(netns, run.pod, container, self.fs_group(run.pod), self.work,
                                         self.mount_points)
                 run.processes[container.name] = process
+                run.started = time.monotonic()
                 self.log(f"started {run.pod.name}/{container.name} at {run.pod.ip} (pid {process.pid}): "
                          f"{' '.join(container.argv)}")
         results = []
@@ -70,7 +72,8 @@ class Cluster:
         results = []
         for container in run.pod.containers:
             process = run.processes[container.name]
-            found = probes.check_container(run.pod, container, process.pid, lambda p=process: p.poll() is None)
+            found = probes.check_container(run.pod, container, process.pid,
+                                           lambda p=process: p.poll() is None, run.started)
             if process.poll() is not None:
                 self.log(f"{run.pod.name}/{container.name} exited with {process.returncode}; its last lines:")
                 for line in self.log_tail(run.pod, container.name):

@@ -2,8 +2,9 @@
 
 httpGet and tcpSocket go from the root namespace (the node) to the pod's address; exec runs the
 command inside the container's namespaces as its user. A probe passes when it succeeds within
-initialDelaySeconds + periodSeconds x failureThreshold (+ SLACK), Kubernetes' defaults applied.
-The startup probe comes first: the others start once it has passed, as on a kubelet.
+initialDelaySeconds + periodSeconds x failureThreshold (+ SLACK) from the container's start,
+Kubernetes' defaults applied. The startup probe comes first: the others' windows start once it
+has passed, as on a kubelet. The time printed is from the container's start.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ssl
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .workload import ContainerPlan, PodPlan, RenderError
 
@@ -105,12 +107,16 @@ def attempt(pod: PodPlan, plan: ContainerPlan, pid: int, probe: dict) -> tuple[b
     raise RenderError(f"probe kind {sorted(probe)} is not emulated")
 
 
-def check(pod: PodPlan, plan: ContainerPlan, pid: int, kind: str, alive) -> ProbeResult:
-    """Polls one probe until it succeeds or its window is over (or the process has died)."""
+def check(pod: PodPlan, plan: ContainerPlan, pid: int, kind: str, alive: Callable[[], bool],
+          since: float | None = None, origin: float | None = None) -> ProbeResult:
+    """Polls one probe until it succeeds, its window (counted from `since`, the container's start
+    or the startup probe's success; default now) is over, or the process has died. The time
+    reported counts from `origin` (default: `since`)."""
     probe = plan.probes[kind]
     action = describe(probe)
-    start = time.monotonic()
-    deadline = start + window(probe)
+    since = time.monotonic() if since is None else since
+    start = since if origin is None else origin
+    deadline = since + window(probe)
     detail = "not tried"
     while time.monotonic() < deadline:
         ok, detail = attempt(pod, plan, pid, probe)
@@ -123,11 +129,17 @@ def check(pod: PodPlan, plan: ContainerPlan, pid: int, kind: str, alive) -> Prob
     return ProbeResult(pod.name, plan.name, kind, action, False, detail, time.monotonic() - start)
 
 
-def check_container(pod: PodPlan, plan: ContainerPlan, pid: int, alive) -> list[ProbeResult]:
+def check_container(pod: PodPlan, plan: ContainerPlan, pid: int, alive: Callable[[], bool],
+                    started: float) -> list[ProbeResult]:
+    """Every probe of the container, in the kubelet's order; times count from its start."""
     results = []
+    since = started
     for kind in ORDER:
         if kind in plan.probes:
-            results.append(check(pod, plan, pid, kind, alive))
-            if kind == "startupProbe" and not results[-1].ok:
-                break
+            result = check(pod, plan, pid, kind, alive, since, origin=started)
+            results.append(result)
+            if kind == "startupProbe":
+                if not result.ok:
+                    break
+                since = started + result.seconds
     return results

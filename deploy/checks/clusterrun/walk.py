@@ -175,7 +175,7 @@ class Walk:
             cluster = self.ensure_started()
             for pod in cluster.pods():
                 self.setup.log(f"      pod {pod.name} {pod.ip} {'Ready' if pod.ready else 'NotReady'}")
-            self.setup.log("      (HorizontalPodAutoscaler and ScaledObject: no controller runs here)")
+            self.setup.log("      (Services as listed above; HorizontalPodAutoscaler and ScaledObject: no controller runs here)")
         elif verb == "port-forward":
             self.port_forward(words)
         elif verb == "logs":
