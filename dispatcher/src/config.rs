@@ -88,9 +88,20 @@ pub struct Config {
     #[arg(long, env = "REPORT_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub report_interval: Duration,
 
-    /// Records kept while the report URL is unreachable; beyond it the oldest are dropped.
+    /// Latency records kept until the load tester has them (pushed to --report-url or pulled
+    /// with GET /records); beyond it the oldest are dropped and counted.
     #[arg(long, env = "OUTBOX_CAPACITY", default_value_t = 100_000)]
     pub outbox_capacity: usize,
+
+    /// Memory the kept latency records may hold (approximate, bytes); beyond it the oldest are
+    /// dropped and counted.
+    #[arg(long, env = "OUTBOX_MAX_BYTES", default_value_t = 67_108_864)]
+    pub outbox_max_bytes: usize,
+
+    /// A latency record nobody collected (by push or pull) within this long is dropped and
+    /// counted (reason `retention`).
+    #[arg(long, env = "RECORD_RETENTION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub record_retention: Duration,
 
     /// On SIGTERM, how long to keep draining before what is left is reported as `shutdown`.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -179,6 +190,8 @@ pub struct Settings {
     pub report_batch_size: usize,
     pub report_interval: Duration,
     pub outbox_capacity: usize,
+    pub outbox_max_bytes: usize,
+    pub record_retention: Duration,
     pub shutdown_timeout: Duration,
     pub report_flush_timeout: Duration,
     pub max_body_bytes: usize,
@@ -197,11 +210,13 @@ impl Config {
         positive("max-attempts", self.max_attempts as usize)?;
         positive("report-batch-size", self.report_batch_size)?;
         positive("outbox-capacity", self.outbox_capacity)?;
+        positive("outbox-max-bytes", self.outbox_max_bytes)?;
         positive("max-body-bytes", self.max_body_bytes)?;
         positive("max-concurrent-requests", self.max_concurrent_requests)?;
         nonzero("request-timeout", self.request_timeout)?;
         nonzero("report-interval", self.report_interval)?;
         nonzero("dns-refresh", self.dns_refresh)?;
+        nonzero("record-retention", self.record_retention)?;
         Ok(Settings {
             endpoints: self.endpoints()?,
             drain_rate: self.drain_rate,
@@ -216,6 +231,8 @@ impl Config {
             report_batch_size: self.report_batch_size,
             report_interval: self.report_interval,
             outbox_capacity: self.outbox_capacity,
+            outbox_max_bytes: self.outbox_max_bytes,
+            record_retention: self.record_retention,
             shutdown_timeout: self.shutdown_timeout,
             report_flush_timeout: self.report_flush_timeout,
             max_body_bytes: self.max_body_bytes,

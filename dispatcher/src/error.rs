@@ -43,6 +43,8 @@ pub enum Error {
     ShuttingDown,
     #[error("no inference endpoint is ready")]
     NoReadyEndpoint,
+    #[error("invalid query for GET /records: {reason}")]
+    InvalidRecordsQuery { reason: String },
 }
 
 impl Error {
@@ -61,6 +63,7 @@ impl Error {
             Error::QueueBytesFull { .. } => "queue_bytes_full",
             Error::ShuttingDown => "shutting_down",
             Error::NoReadyEndpoint => "no_ready_endpoint",
+            Error::InvalidRecordsQuery { .. } => "invalid_query",
         }
     }
 
@@ -71,7 +74,8 @@ impl Error {
             | Error::AmbiguousImage
             | Error::InvalidImage(_)
             | Error::InvalidId { .. }
-            | Error::BadBody(_) => StatusCode::BAD_REQUEST,
+            | Error::BadBody(_)
+            | Error::InvalidRecordsQuery { .. } => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::QueueFull { .. }

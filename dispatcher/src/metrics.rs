@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use harness_core::wire::Outcome;
+use harness_core::wire::{DropReason, Outcome};
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
@@ -36,10 +36,8 @@ pub struct Metrics {
     pub retries: IntCounter,
     pub endpoints: IntGaugeVec,
     pub drain_rate: Gauge,
-    pub report_failures: IntCounter,
-    pub report_dropped: IntCounter,
-    pub reported: IntCounter,
-    pub outbox_length: IntGauge,
+    /// The outbox of latency records and their delivery, by push and by pull.
+    pub delivery: DeliveryMetrics,
     /// The same counts as `rejected` and `completed`, by label, for `/stats`.
     totals: Mutex<Totals>,
 }
@@ -48,6 +46,75 @@ pub struct Metrics {
 struct Totals {
     rejected: BTreeMap<String, u64>,
     completed: BTreeMap<String, u64>,
+}
+
+/// The outbox of latency records and how they leave it.
+#[derive(Debug, Clone)]
+pub struct DeliveryMetrics {
+    /// Failed POSTs to the report URL.
+    pub push_failures: IntCounter,
+    /// Records delivered by POST to the report URL.
+    pub pushed: IntCounter,
+    /// Records handed out by `GET /records` (a record handed out again counts again).
+    pub pulled: IntCounter,
+    /// Records dropped before anyone collected them, by reason.
+    pub dropped: IntCounterVec,
+    pub outbox_length: IntGauge,
+    pub outbox_bytes: IntGauge,
+}
+
+impl DeliveryMetrics {
+    fn new() -> prometheus::Result<Self> {
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "dispatcher_report_dropped_total",
+                "Latency records dropped before the load tester collected them, by reason \
+                 (capacity, retention, refused, shutdown)",
+            ),
+            &["reason"],
+        )?;
+        // Every reason from the start, so a rate over the series is 0 rather than absent.
+        for reason in DropReason::ALL {
+            dropped.with_label_values(&[reason.as_str()]);
+        }
+        Ok(Self {
+            push_failures: IntCounter::new(
+                "dispatcher_report_failures_total",
+                "Failed POSTs of latency records to the report URL",
+            )?,
+            pushed: IntCounter::new(
+                "dispatcher_reported_total",
+                "Latency records delivered to the report URL",
+            )?,
+            pulled: IntCounter::new(
+                "dispatcher_records_pulled_total",
+                "Latency records handed out by GET /records",
+            )?,
+            dropped,
+            outbox_length: IntGauge::new(
+                "dispatcher_outbox_length",
+                "Latency records waiting to be delivered",
+            )?,
+            outbox_bytes: IntGauge::new(
+                "dispatcher_outbox_bytes",
+                "Approximate memory held by the latency records waiting to be delivered",
+            )?,
+        })
+    }
+
+    fn register(&self, r: &Registry) -> prometheus::Result<()> {
+        r.register(Box::new(self.push_failures.clone()))?;
+        r.register(Box::new(self.pushed.clone()))?;
+        r.register(Box::new(self.pulled.clone()))?;
+        r.register(Box::new(self.dropped.clone()))?;
+        r.register(Box::new(self.outbox_length.clone()))?;
+        r.register(Box::new(self.outbox_bytes.clone()))
+    }
+
+    /// Counts `n` records dropped for `reason`.
+    pub fn drop_records(&self, reason: DropReason, n: u64) {
+        self.dropped.with_label_values(&[reason.as_str()]).inc_by(n);
+    }
 }
 
 impl Metrics {
@@ -107,22 +174,7 @@ impl Metrics {
                 &["state"],
             )?,
             drain_rate: Gauge::new("dispatcher_drain_rate", "Configured drain rate (items/s)")?,
-            report_failures: IntCounter::new(
-                "dispatcher_report_failures_total",
-                "Failed POSTs of latency records to the report URL",
-            )?,
-            report_dropped: IntCounter::new(
-                "dispatcher_report_dropped_total",
-                "Latency records dropped because the outbox was full",
-            )?,
-            reported: IntCounter::new(
-                "dispatcher_reported_total",
-                "Latency records delivered to the report URL",
-            )?,
-            outbox_length: IntGauge::new(
-                "dispatcher_outbox_length",
-                "Latency records waiting to be delivered",
-            )?,
+            delivery: DeliveryMetrics::new()?,
             totals: Mutex::default(),
             registry,
         };
@@ -144,10 +196,7 @@ impl Metrics {
         r.register(Box::new(self.retries.clone()))?;
         r.register(Box::new(self.endpoints.clone()))?;
         r.register(Box::new(self.drain_rate.clone()))?;
-        r.register(Box::new(self.report_failures.clone()))?;
-        r.register(Box::new(self.report_dropped.clone()))?;
-        r.register(Box::new(self.reported.clone()))?;
-        r.register(Box::new(self.outbox_length.clone()))
+        self.delivery.register(r)
     }
 
     /// Counts a refused `/enqueue` by its error code.

@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /enqueue`, `GET /stats`, `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP API: `POST /enqueue`, `GET /records` (the pull path of latency records),
+//! `GET /stats`, `/metrics`, `/healthz`, `/readyz`.
 //!
 //! `/enqueue` stays cheap so the dispatcher can take images about as fast as a bare handler:
 //! one JSON parse that borrows the image from the body, one SIMD pass over the base64 to
@@ -7,8 +8,8 @@
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,7 @@ use harness_core::http::{
     panic_guard, trace_layer,
 };
 use harness_core::wire::{EnqueueResponse, now_unix_millis};
+use serde::Deserialize;
 use tower::ServiceBuilder;
 
 use crate::enqueue;
@@ -40,6 +42,11 @@ const INDEX: Index = Index {
             method: "POST",
             path: "/enqueue",
             about: "queue an image: {\"image\":\"<base64>\",\"id\":\"optional\"}",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/records",
+            about: "latency records of a run, long-poll: ?runId=…&after=<cursor>&wait=10s&limit=1000",
         },
         Endpoint {
             method: "GET",
@@ -67,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .timeout(SERVER_REQUEST_TIMEOUT);
     Router::new()
         .route("/enqueue", post(enqueue))
+        .route("/records", get(records))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -159,6 +167,54 @@ fn refusal(state: &AppState, err: PushError) -> Error {
         },
         PushError::Closed => Error::ShuttingDown,
     }
+}
+
+/// `GET /records` query. Unknown parameters are refused, so a typo is not silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RecordsQuery {
+    run_id: String,
+    /// The `cursor` of the previous page: acknowledges it.
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+    /// How long to wait for a record when none is there (`0s` to `20s`).
+    wait: Option<String>,
+}
+
+/// Longest `wait` of `GET /records`, well inside the server's request timeout.
+const MAX_RECORDS_WAIT: Duration = Duration::from_secs(20);
+const DEFAULT_RECORDS_LIMIT: usize = 1000;
+const MAX_RECORDS_LIMIT: usize = 10_000;
+
+/// The pull path: the records of one run, waiting up to `wait` for the first one.
+async fn records(
+    State(state): State<AppState>,
+    query: Result<Query<RecordsQuery>, QueryRejection>,
+) -> Response {
+    let invalid = |reason: String| Error::InvalidRecordsQuery { reason }.into_response();
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return invalid(rejection.body_text()),
+    };
+    if query.run_id.is_empty() {
+        return invalid("runId must not be empty".into());
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_RECORDS_LIMIT);
+    if !(1..=MAX_RECORDS_LIMIT).contains(&limit) {
+        return invalid(format!("limit must be 1 to {MAX_RECORDS_LIMIT}"));
+    }
+    let wait = match query.wait.as_deref().map(humantime::parse_duration) {
+        None => Duration::ZERO,
+        Some(Ok(wait)) if wait <= MAX_RECORDS_WAIT => wait,
+        Some(Ok(_)) => return invalid(format!("wait must be at most {MAX_RECORDS_WAIT:?}")),
+        Some(Err(e)) => return invalid(format!("wait: {e} (e.g. 10s or 500ms)")),
+    };
+    let page = state
+        .outbox()
+        .pull_wait(&query.run_id, query.after, limit, wait)
+        .await;
+    Json(page).into_response()
 }
 
 async fn stats(State(state): State<AppState>) -> Response {

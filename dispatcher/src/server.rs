@@ -3,9 +3,9 @@
 //! Shutdown loses nothing the load tester counts: `/enqueue` answers 503 `shutting_down` at
 //! once, the drain keeps going until the queue is empty and nothing is in flight or
 //! `--shutdown-timeout` passes, then whatever is unfinished (in flight or still queued) is
-//! recorded with outcome `shutdown`, the outbox is flushed for at most
-//! `--report-flush-timeout`, and only then does the HTTP server stop (so `/stats` and
-//! `/metrics` stay readable during the drain).
+//! recorded with outcome `shutdown`, the outbox has `--report-flush-timeout` to empty (pushed,
+//! or pulled through `GET /records`), and only then does the HTTP server stop (so `/stats`,
+//! `/metrics` and `/records` stay readable during the drain).
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use crate::config::Settings;
 use crate::drain::{self, Drain};
 use crate::endpoints::{self, EndpointSource};
-use crate::outbox::Reporter;
+use crate::outbox::{Outbox, Reporter};
 use crate::record;
 use crate::routes::app;
 use crate::state::AppState;
@@ -87,21 +87,26 @@ fn start_endpoints(
     background
 }
 
-/// The reporter task, if reporting is enabled, and the signal that tells it to flush and stop.
+/// The tasks that empty the outbox: the reporter (if `--report-url` is set) and the sweep of
+/// expired records; and the signal that tells them to flush and stop.
 struct Reporting {
     done: CancellationToken,
-    task: Option<AbortOnDropHandle<()>>,
+    push: Option<AbortOnDropHandle<()>>,
+    sweep: AbortOnDropHandle<()>,
+    flush_timeout: Duration,
+    outbox: Arc<Outbox>,
 }
 
 impl Reporting {
     fn start(state: &AppState, client: &reqwest::Client) -> Self {
         let settings = state.settings();
         let done = CancellationToken::new();
-        let task = settings.report_url.clone().map(|url| {
+        let outbox = state.outbox().clone();
+        let push = settings.report_url.clone().map(|url| {
             let reporter = Reporter {
                 client: client.clone(),
                 url,
-                outbox: state.outbox().clone(),
+                outbox: outbox.clone(),
                 interval: settings.report_interval,
                 metrics: state.metrics().clone(),
             };
@@ -109,14 +114,35 @@ impl Reporting {
                 reporter.run(done.clone(), settings.report_flush_timeout),
             ))
         });
-        Self { done, task }
+        let sweep = {
+            let outbox = outbox.clone();
+            let done = done.clone();
+            AbortOnDropHandle::new(tokio::spawn(async move { outbox.expire_until(done).await }))
+        };
+        Self {
+            done,
+            push,
+            sweep,
+            flush_timeout: settings.report_flush_timeout,
+            outbox,
+        }
     }
 
-    /// Flushes the outbox (bounded by `--report-flush-timeout`) and waits for the reporter.
+    /// Gives the outbox `--report-flush-timeout` to empty, by push and by pull (the HTTP server
+    /// still answers `GET /records`); what is left then is dropped as `shutdown`.
     async fn flush(self) {
+        let deadline = Instant::now() + self.flush_timeout;
         self.done.cancel();
-        if let Some(task) = self.task {
-            let _ = task.await;
+        let _ = self.sweep.await;
+        if let Some(push) = self.push {
+            let _ = push.await;
+        }
+        if !self.outbox.wait_empty(deadline).await {
+            let lost = self.outbox.drop_all();
+            tracing::warn!(
+                lost,
+                "latency records still undelivered at shutdown (neither pushed nor pulled)"
+            );
         }
     }
 }

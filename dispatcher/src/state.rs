@@ -11,7 +11,7 @@ use harness_core::wire::{DispatcherStats, LatencyRecord};
 use crate::balancer::Balancer;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
+use crate::outbox::{Limits, Outbox};
 use crate::queue::Queue;
 use crate::record::Recorder;
 
@@ -48,12 +48,13 @@ impl AppState {
             settings.eject_duration,
             metrics.endpoints.clone(),
         ));
-        let outbox = Arc::new(Outbox::new(
-            settings.report_url.is_some(),
-            settings.outbox_capacity,
-            settings.report_batch_size,
-            metrics.clone(),
-        ));
+        let limits = Limits {
+            capacity: settings.outbox_capacity,
+            max_bytes: settings.outbox_max_bytes,
+            retention: settings.record_retention,
+            batch_size: settings.report_batch_size,
+        };
+        let outbox = Arc::new(Outbox::new(limits, metrics.clone()));
         let recorder = Recorder::new(metrics.clone(), outbox.clone());
         Ok(Self {
             inner: Arc::new(Inner {

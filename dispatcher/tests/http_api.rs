@@ -252,8 +252,11 @@ async fn health_readiness_stats_and_metrics() {
         "dispatcher_in_flight 0",
         "dispatcher_retries_total 0",
         "dispatcher_report_failures_total 0",
-        "dispatcher_report_dropped_total 0",
+        "dispatcher_report_dropped_total{reason=\"capacity\"} 0",
+        "dispatcher_report_dropped_total{reason=\"retention\"} 0",
+        "dispatcher_records_pulled_total 0",
         "dispatcher_outbox_length 0",
+        "dispatcher_outbox_bytes 0",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

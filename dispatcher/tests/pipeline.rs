@@ -289,7 +289,10 @@ async fn records_wait_in_the_outbox_while_the_receiver_is_down() {
         metric(&metrics, "dispatcher_outbox_length"),
         PHOTOS.len() as f64
     );
-    assert_eq!(metric(&metrics, "dispatcher_report_dropped_total"), 0.0);
+    for reason in ["capacity", "retention", "refused", "shutdown"] {
+        let name = format!("dispatcher_report_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&metrics, &name), 0.0, "{name}");
+    }
 
     // The receiver comes up on the same port: everything arrives, late, once.
     let records = Records::default();

@@ -186,6 +186,91 @@ pub struct StoreLatencyResponse {
     pub unmatched: usize,
 }
 
+// ---------------------------------------------------------------- dispatcher: GET /records
+
+/// `GET /records?runId=…&after=…` on the dispatcher: the records of one run the caller has not
+/// acknowledged yet, oldest first. The caller acknowledges everything up to `after` by asking
+/// for what follows it; until then the dispatcher keeps (and may hand out again) what it sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordsPage {
+    pub records: Vec<LatencyRecord>,
+    /// Pass this as `after` in the next request (it acknowledges `records`).
+    pub cursor: u64,
+    /// More records of this run are waiting beyond `limit`: ask again at once.
+    pub more: bool,
+    /// Records of this run the dispatcher had to drop, by reason, since it started.
+    pub dropped: DroppedRecords,
+}
+
+/// Latency records a dispatcher dropped before anyone collected them, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroppedRecords {
+    /// The outbox was full (`--outbox-capacity` records or `--outbox-max-bytes`).
+    pub capacity: u64,
+    /// Nobody collected them within `--record-retention`.
+    pub retention: u64,
+    /// The report URL refused them with a 4xx.
+    pub refused: u64,
+    /// Still undelivered when the dispatcher stopped.
+    pub shutdown: u64,
+}
+
+impl DroppedRecords {
+    pub fn total(&self) -> u64 {
+        self.capacity + self.retention + self.refused + self.shutdown
+    }
+
+    /// `(reason, count)` for every reason, in a fixed order.
+    pub fn by_reason(&self) -> [(DropReason, u64); 4] {
+        [
+            (DropReason::Capacity, self.capacity),
+            (DropReason::Retention, self.retention),
+            (DropReason::Refused, self.refused),
+            (DropReason::Shutdown, self.shutdown),
+        ]
+    }
+
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        let slot = match reason {
+            DropReason::Capacity => &mut self.capacity,
+            DropReason::Retention => &mut self.retention,
+            DropReason::Refused => &mut self.refused,
+            DropReason::Shutdown => &mut self.shutdown,
+        };
+        *slot += n;
+    }
+}
+
+/// Why a dispatcher dropped latency records (the `reason` label of
+/// `dispatcher_report_dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    Capacity,
+    Retention,
+    Refused,
+    Shutdown,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::Capacity,
+        DropReason::Retention,
+        DropReason::Refused,
+        DropReason::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Capacity => "capacity",
+            DropReason::Retention => "retention",
+            DropReason::Refused => "refused",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
 // ---------------------------------------------------------------- dispatcher: GET /stats
 
 /// `GET /stats` on the dispatcher: a JSON snapshot the load tester samples during a run.

@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use harness_core::sync::lock;
 use harness_core::wire::LatencyRecord;
+use load_tester::delivery::{Delivery, RecordDelivery};
 use load_tester::ledger::{EnqueueOutcome, Ledger, request_id};
 use load_tester::metrics::Metrics;
 use load_tester::report::write_report;
@@ -229,6 +230,7 @@ async fn memory_and_report() {
         max_requests: None,
         concurrency: 10_000,
         images: 1,
+        record_delivery: RecordDelivery::Push,
     };
     let state = Arc::new(RunState::new(
         info,
@@ -277,11 +279,11 @@ async fn memory_and_report() {
             endpoint: Some("http://10.0.0.1:8000".into()),
         });
         if batch.len() == BATCH {
-            store.store(&batch, &metrics);
+            store.store(&batch, Delivery::Push, &metrics);
             batch.clear();
         }
     }
-    store.store(&batch, &metrics);
+    store.store(&batch, Delivery::Push, &metrics);
     let intake = intake.elapsed();
     let after = rss_bytes();
     let stored = lock(&state.ledger).counts().completed;

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::base_url::parse_base_url;
+use crate::delivery::RecordDelivery;
 use crate::error::Error;
 use crate::sampler::SeriesKind;
 use crate::schedule::{ArrivalProcess, Arrivals};
@@ -85,6 +86,16 @@ pub struct GeneratorArgs {
     /// How often the dispatcher's /stats and --sample-metric URLs are sampled.
     #[arg(long = "sample-interval", env = "SAMPLE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sample_interval: Duration,
+    /// How latency records come back: `auto` pulls them from the dispatcher's GET /records
+    /// when it offers it and takes pushes to /storeLatency too; `pull` requires GET /records;
+    /// `push` only takes what the dispatcher posts (its --report-url).
+    #[arg(
+        long = "record-delivery",
+        env = "RECORD_DELIVERY",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub record_delivery: RecordDelivery,
     /// Extra series for the queue/replicas plot, as URL#metric (a Prometheus text endpoint
     /// and a metric summed over its labels). Repeatable; env comma-separated.
     #[arg(long = "sample-metric", env = "SAMPLE_METRICS", value_delimiter = ',')]

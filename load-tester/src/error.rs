@@ -12,6 +12,21 @@ use crate::report::ReportError;
 use crate::schedule::UnknownArrivals;
 use crate::workload::WorkloadError;
 
+/// Why one `GET /records` on the dispatcher brought nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// 404 or 405: this dispatcher has no pull path.
+    #[error("the dispatcher has no GET /records ({0})")]
+    NotOffered(reqwest::StatusCode),
+    #[error("GET /records answered {status}: {body}")]
+    Status {
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("GET /records failed: {}", cause_chain(.0))]
+    Request(#[source] reqwest::Error),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -47,6 +62,13 @@ pub enum Error {
         url: String,
         #[source]
         source: reqwest::Error,
+    },
+    /// `--record-delivery pull` against a dispatcher whose `GET /records` does not answer.
+    #[error("cannot pull records from {url}: {source}")]
+    RecordsUnavailable {
+        url: String,
+        #[source]
+        source: PullError,
     },
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -107,6 +129,7 @@ impl Error {
             Error::NoRun => "no_run",
             Error::NotFound(_) => "not_found",
             Error::DispatcherUnreachable { .. } => "dispatcher_unreachable",
+            Error::RecordsUnavailable { .. } => "records_unavailable",
             Error::Config(_) | Error::Url(_) | Error::EnqueueUri { .. } => "invalid_config",
             Error::Report(_) => "report_failed",
             Error::HttpClient(_) => "internal",
@@ -126,7 +149,9 @@ impl Error {
             Error::RunNotFound(_) | Error::NoRun | Error::NotFound(_) => StatusCode::NOT_FOUND,
             // The dispatcher URL comes from the request (or its default): the client can fix
             // it, so it gets the reason.
-            Error::DispatcherUnreachable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::DispatcherUnreachable { .. } | Error::RecordsUnavailable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             // The images folder is the server's own configuration: logged, not shown.
             Error::ImagePool(_)
             | Error::Path(_)

@@ -4,8 +4,8 @@
 //! It turns a workload (requests per second, second by second) into `POST /enqueue` calls on
 //! the dispatcher, each sent at its intended time whatever happened to the earlier ones, so a
 //! slow system cannot slow the generator down and hide its own latency (coordinated
-//! omission). The dispatcher reports what happened to every item to `POST /storeLatency`;
-//! records are matched to requests by id (`<runId>-<seq>`) and aggregated into HDR histograms
+//! omission). What happened to every item comes back as a latency record, pulled from the
+//! dispatcher's `GET /records` or pushed by it to `POST /storeLatency`; records are matched to requests by id (`<runId>-<seq>`) and aggregated into HDR histograms
 //! and per-second bins, so memory stays flat for millions of requests. A report folder holds
 //! `stats.json`, PNG plots and a `report.html`.
 //!
@@ -29,7 +29,9 @@
 //! - [`schedule`]: the arrival processes and the plan of intended send times.
 //! - [`ledger`]: one run's per-request flags, histograms and per-second bins.
 //! - [`sampler`]: time series sampled during a run (dispatcher `/stats`, Prometheus gauges).
+//! - [`delivery`]: the two paths records come by (push, pull) and the run's `delivery` stats.
 //! - [`store`]: runs, progress and the record intake behind `/storeLatency`.
+//! - [`pull`]: the pull path, a run's records fetched from the dispatcher's `GET /records`.
 //! - [`sender`]: the pacer thread and the send tasks (open loop).
 //! - [`stats`]: the numbers of `stats.json` and their names.
 //! - [`threshold`]: `--fail-on` conditions.
@@ -42,10 +44,12 @@
 
 pub mod base_url;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod image_pool;
 pub mod ledger;
 pub mod metrics;
+pub mod pull;
 pub mod report;
 pub mod routes;
 pub mod run;

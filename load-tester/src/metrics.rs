@@ -29,7 +29,7 @@ pub struct Metrics {
     pub enqueue_outcomes: EnqueueOutcomes,
     pub schedule_lag: Histogram,
     pub records_stored: IntCounter,
-    /// Records not stored; `reason` = `duplicate` or `unmatched`.
+    /// Records not stored; `reason` = `duplicate`, `redelivered` or `unmatched`.
     pub records_rejected: IntCounterVec,
     pub run_active: IntGauge,
 }
@@ -73,7 +73,7 @@ impl Metrics {
             records_rejected: IntCounterVec::new(
                 Opts::new(
                     "loadtest_records_rejected_total",
-                    "Latency records not stored, by reason (duplicate, unmatched).",
+                    "Latency records not stored, by reason (duplicate, redelivered, unmatched).",
                 ),
                 &["reason"],
             )
@@ -104,7 +104,7 @@ impl Metrics {
         )) {
             tracing::warn!(%err, "process metrics unavailable");
         }
-        for reason in ["duplicate", "unmatched"] {
+        for reason in ["duplicate", "redelivered", "unmatched"] {
             m.records_rejected.with_label_values(&[reason]);
         }
         m

@@ -25,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tower::ServiceBuilder;
 
 use crate::base_url::parse_base_url;
+use crate::delivery::Delivery;
 use crate::error::Error;
 use crate::image_pool::ImagePool;
 use crate::report::write_report;
@@ -301,7 +302,11 @@ pub async fn store_latency(
     State(state): State<AppState>,
     AppJson(batch): AppJson<LatencyBatch>,
 ) -> Json<StoreLatencyResponse> {
-    Json(state.store.store(&batch.into_vec(), &state.metrics))
+    Json(
+        state
+            .store
+            .store(&batch.into_vec(), Delivery::Push, &state.metrics),
+    )
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -19,10 +19,12 @@ use harness_core::sync::lock;
 
 use crate::base_url::endpoint;
 use crate::config::{GeneratorArgs, GeneratorSettings};
+use crate::delivery::{PullStatus, RecordDelivery};
 use crate::error::Error;
 use crate::image_pool::ImagePool;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::pull::{self, Puller};
 use crate::report::{ReportFiles, write_report};
 use crate::sampler::{DispatcherStatsSampler, MetricsSampler, Sampler, sample_all};
 use crate::schedule::{Arrivals, Plan};
@@ -62,6 +64,8 @@ pub struct RunOptions {
     pub total_requests: Option<u64>,
     /// Check that the dispatcher answers before sending.
     pub preflight: bool,
+    /// Which paths bring the records back.
+    pub record_delivery: RecordDelivery,
 }
 
 impl RunOptions {
@@ -87,6 +91,7 @@ impl RunOptions {
             samplers: Vec::new(),
             total_requests: None,
             preflight: true,
+            record_delivery: RecordDelivery::Auto,
         }
     }
 
@@ -118,6 +123,7 @@ impl RunOptions {
         options.concurrency = settings.concurrency;
         options.request_timeout = args.request_timeout;
         options.sample_interval = args.sample_interval;
+        options.record_delivery = args.record_delivery;
         let client = reqwest::Client::new();
         for source in settings.sample_metrics {
             let series = source.metric.clone();
@@ -149,6 +155,8 @@ pub struct PreparedRun {
     generator: Arc<Generator>,
     plan: Arc<Plan>,
     samplers: Vec<Arc<dyn Sampler>>,
+    /// `None` when the run does not pull its records.
+    puller: Option<Puller>,
     options: RunOptions,
 }
 
@@ -194,7 +202,24 @@ pub async fn prepare(
         options.arrivals,
         options.max_requests,
     ));
-    let state = register(&options, plan.clone(), store);
+    let run_id = new_run_id();
+    let pull = pull::probe(
+        &client,
+        &options.dispatcher_url,
+        &run_id,
+        options.record_delivery,
+    )
+    .await?;
+    let state = register(run_id, &options, plan.clone(), store);
+    lock(&state.pull).status = pull;
+    let puller = (pull == PullStatus::Active).then(|| {
+        Puller::new(
+            client.clone(),
+            &options.dispatcher_url,
+            state.clone(),
+            metrics.clone(),
+        )
+    });
 
     let mut samplers = options.samplers.clone();
     if options.sample_dispatcher {
@@ -219,13 +244,18 @@ pub async fn prepare(
         generator,
         plan,
         samplers,
+        puller,
         options,
     })
 }
 
 /// A new run of `plan`, due to start in [`START_DELAY`], added to `store`.
-fn register(options: &RunOptions, plan: Arc<Plan>, store: &RunStore) -> Arc<RunState> {
-    let run_id = new_run_id();
+fn register(
+    run_id: String,
+    options: &RunOptions,
+    plan: Arc<Plan>,
+    store: &RunStore,
+) -> Arc<RunState> {
     let start = Instant::now() + START_DELAY;
     let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
     let info = RunInfo {
@@ -235,6 +265,7 @@ fn register(options: &RunOptions, plan: Arc<Plan>, store: &RunStore) -> Arc<RunS
         max_requests: options.max_requests,
         concurrency: options.concurrency,
         images: options.pool.len(),
+        record_delivery: options.record_delivery,
     };
     let ledger = Ledger::new(run_id, plan, start_unix_ms);
     let state = Arc::new(RunState::new(info, start, ledger));
@@ -261,6 +292,10 @@ pub async fn execute(run: PreparedRun, metrics: &Metrics, cancel: CancellationTo
         run.options.sample_interval,
         sampling.clone(),
     ));
+    let pulling = CancellationToken::new();
+    let puller_task = run
+        .puller
+        .map(|puller| tokio::spawn(puller.run(pulling.clone())));
 
     let report = run
         .generator
@@ -282,7 +317,12 @@ pub async fn execute(run: PreparedRun, metrics: &Metrics, cancel: CancellationTo
     let all_in = drain_records(&state, drain, &cancel).await;
     interrupted |= cancel.is_cancelled();
     sampling.cancel();
+    pulling.cancel();
     let _ = sampler_task.await;
+    if let Some(task) = puller_task {
+        let _ = task.await;
+    }
+    log_delivery(&state);
 
     let outstanding = lock(&state.ledger).outstanding();
     if !all_in {
@@ -301,6 +341,31 @@ pub async fn execute(run: PreparedRun, metrics: &Metrics, cancel: CancellationTo
     metrics.run_active.dec();
     tracing::info!(run_id = state.id(), ?phase, outstanding, "run finished");
     phase
+}
+
+/// Says which paths brought the records, and what the dispatcher dropped.
+fn log_delivery(state: &RunState) {
+    let d = state.delivery();
+    tracing::info!(
+        run_id = state.id(),
+        paths = d.paths(),
+        pushed = d.pushed,
+        pulled = d.pulled,
+        redelivered = d.redelivered,
+        "records delivered"
+    );
+    let dropped = d.dispatcher_dropped;
+    if dropped.total() > 0 {
+        tracing::warn!(
+            run_id = state.id(),
+            capacity = dropped.capacity,
+            retention = dropped.retention,
+            refused = dropped.refused,
+            shutdown = dropped.shutdown,
+            "the dispatcher dropped records of this run before they were collected; \
+             their requests count as missing"
+        );
+    }
 }
 
 /// Waits until every accepted request has its record, the timeout passes, or (after a

@@ -142,6 +142,25 @@ pub fn summary(outcome: &RunOutcome) -> String {
     for (code, n) in &s.failures_by_code {
         let _ = writeln!(out, "  failure {code:<20}{n:>6}");
     }
+    let d = &s.delivery;
+    let _ = writeln!(
+        out,
+        "  {:<14}{:>10}   pushed {} · pulled {} · redelivered {}",
+        "records by",
+        d.paths(),
+        d.pushed,
+        d.pulled,
+        d.redelivered
+    );
+    for (reason, n) in d.dispatcher_dropped.by_reason() {
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "  dropped by the dispatcher ({}){n:>8}",
+                reason.as_str()
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\n  {:<14}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use harness_core::sync::lock;
 
+use crate::delivery::DeliveryStats;
 use crate::schedule::ArrivalProcess;
 use crate::store::{Phase, RunState};
 
@@ -187,12 +188,17 @@ pub struct Stats {
     pub enqueue_ms: Option<LatencySummary>,
     pub schedule_lag_ms: Option<LatencySummary>,
     pub missing_ids_sample: Vec<String>,
+    /// Which paths brought the records, and what the dispatcher dropped.
+    #[serde(default)]
+    pub delivery: DeliveryStats,
 }
 
 impl Stats {
     /// The stats of a run as they stand; `total_requests` defaults to the requests sent.
     pub fn of_run(run: &RunState, total_requests: Option<u64>) -> Self {
         let phase = run.phase();
+        // Before the ledger's lock, which `delivery` takes too.
+        let delivery = run.delivery();
         let ledger = lock(&run.ledger);
         let c = ledger.counts();
         let h = ledger.histograms();
@@ -239,6 +245,7 @@ impl Stats {
             } else {
                 Vec::new()
             },
+            delivery,
         }
     }
 

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness_core::wire::{LatencyRecord, StoreLatencyResponse};
+use harness_core::wire::{DroppedRecords, LatencyRecord, StoreLatencyResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use harness_core::sync::lock;
 
+use crate::delivery::{Delivery, DeliveryStats, PullStatus, RecordDelivery};
 use crate::ledger::{Ledger, RecordOutcome, parse_request_id};
 use crate::metrics::Metrics;
 use crate::sampler::Timeline;
@@ -51,6 +52,15 @@ pub struct RunInfo {
     pub max_requests: Option<u64>,
     pub concurrency: usize,
     pub images: usize,
+    pub record_delivery: RecordDelivery,
+}
+
+/// What the pull path learnt during a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullState {
+    pub status: PullStatus,
+    /// The dispatcher's latest drop counts for this run.
+    pub dispatcher_dropped: DroppedRecords,
 }
 
 /// Progress of a run: `GET /runs/{id}` and the library's progress callback.
@@ -88,6 +98,7 @@ pub struct RunState {
     pub ledger: Mutex<Ledger>,
     pub timeline: Mutex<Timeline>,
     phase: Mutex<Phase>,
+    pub pull: Mutex<PullState>,
     /// Woken when records arrive, so the drain can stop as soon as the last one is in.
     pub(crate) records_arrived: Notify,
 }
@@ -100,6 +111,7 @@ impl RunState {
             ledger: Mutex::new(ledger),
             timeline: Mutex::new(Timeline::default()),
             phase: Mutex::new(Phase::Starting),
+            pull: Mutex::new(PullState::default()),
             records_arrived: Notify::new(),
         }
     }
@@ -151,6 +163,20 @@ impl RunState {
             send_rate: counts.sent as f64 / elapsed.as_secs_f64().max(1e-3),
             latency_p99_ms: p99(&h.latency),
             schedule_lag_p99_ms: p99(&h.schedule_lag),
+        }
+    }
+
+    /// How this run's records came, so far.
+    pub fn delivery(&self) -> DeliveryStats {
+        let counts = lock(&self.ledger).counts();
+        let pull = *lock(&self.pull);
+        DeliveryStats {
+            mode: self.info.record_delivery,
+            pull: pull.status,
+            pushed: counts.pushed,
+            pulled: counts.pulled,
+            redelivered: counts.redelivered,
+            dispatcher_dropped: pull.dispatcher_dropped,
         }
     }
 
@@ -208,8 +234,13 @@ impl RunStore {
         self.unknown.load(Ordering::Relaxed)
     }
 
-    /// Stores a batch, matching each record to its run by id.
-    pub fn store(&self, records: &[LatencyRecord], metrics: &Metrics) -> StoreLatencyResponse {
+    /// Stores a batch delivered by `delivery`, matching each record to its run by id.
+    pub fn store(
+        &self,
+        records: &[LatencyRecord],
+        delivery: Delivery,
+        metrics: &Metrics,
+    ) -> StoreLatencyResponse {
         let mut stored = 0;
         let mut unmatched = 0;
         // Batches from one dispatcher nearly always belong to one run: remember the last
@@ -229,39 +260,64 @@ impl RunStore {
                             if !touched.iter().any(|t| Arc::ptr_eq(t, run)) {
                                 touched.push(run.clone());
                             }
-                            lock(&run.ledger).on_record(seq, record)
+                            lock(&run.ledger).on_record(seq, record, delivery)
                         }
                         None => RecordOutcome::Unmatched,
                     }
                 }
                 None => RecordOutcome::Unmatched,
             };
-            match outcome {
-                RecordOutcome::Stored => {
-                    stored += 1;
-                    metrics.records_stored.inc();
-                }
-                RecordOutcome::Duplicate => {
-                    metrics
-                        .records_rejected
-                        .with_label_values(&["duplicate"])
-                        .inc();
-                }
-                RecordOutcome::Unmatched => {
-                    unmatched += 1;
-                    if !known_run {
-                        self.unknown.fetch_add(1, Ordering::Relaxed);
-                    }
-                    metrics
-                        .records_rejected
-                        .with_label_values(&["unmatched"])
-                        .inc();
-                }
+            if outcome == RecordOutcome::Unmatched && !known_run {
+                self.unknown.fetch_add(1, Ordering::Relaxed);
             }
+            count(outcome, metrics, &mut stored, &mut unmatched);
         }
         for run in touched {
             run.records_arrived.notify_waiters();
         }
         StoreLatencyResponse { stored, unmatched }
     }
+}
+
+impl RunState {
+    /// Stores records pulled from the dispatcher for this run.
+    pub fn store_pulled(
+        &self,
+        records: &[LatencyRecord],
+        metrics: &Metrics,
+    ) -> StoreLatencyResponse {
+        let (mut stored, mut unmatched) = (0, 0);
+        {
+            let mut ledger = lock(&self.ledger);
+            for record in records {
+                let outcome = match parse_request_id(&record.id) {
+                    Some((run_id, seq)) if run_id == self.id() => {
+                        ledger.on_record(seq, record, Delivery::Pull)
+                    }
+                    _ => RecordOutcome::Unmatched,
+                };
+                count(outcome, metrics, &mut stored, &mut unmatched);
+            }
+        }
+        self.records_arrived.notify_waiters();
+        StoreLatencyResponse { stored, unmatched }
+    }
+}
+
+/// Counts what storing one record did, in the metrics and the intake's answer.
+fn count(outcome: RecordOutcome, metrics: &Metrics, stored: &mut usize, unmatched: &mut usize) {
+    let reason = match outcome {
+        RecordOutcome::Stored => {
+            *stored += 1;
+            metrics.records_stored.inc();
+            return;
+        }
+        RecordOutcome::Duplicate => "duplicate",
+        RecordOutcome::Redelivered => "redelivered",
+        RecordOutcome::Unmatched => {
+            *unmatched += 1;
+            "unmatched"
+        }
+    };
+    metrics.records_rejected.with_label_values(&[reason]).inc();
 }

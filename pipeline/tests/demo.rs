@@ -74,6 +74,10 @@ async fn short_demo_accounts_for_every_request_scales_and_writes_the_report() {
     );
     assert_eq!(s.missing, 0, "missing: {:?}", s.missing_ids_sample);
     assert!(s.succeeded > 0);
+    // Push and pull both run in the demo; each record counts once, whichever came first.
+    let d = &s.delivery;
+    assert_eq!(d.pushed + d.pulled, s.completed, "{d:?}");
+    assert_eq!(s.duplicates, 0, "{d:?}");
 
     let (lo, hi) = outcome.replica_range;
     assert_eq!(lo, 1);

@@ -19,6 +19,22 @@ const SUBSTITUTIONS: [(&str, &str); 10] = [
     ("$__all", ".*"),
 ];
 
+/// Prefixes of the metrics only a Kubernetes cluster has: kube-state-metrics (`kube_`) and the
+/// kubelet's cAdvisor (`container_`). Queries reading one cannot return data from the local
+/// demo; a panel that should also work without a cluster gives that part its own query.
+const CLUSTER_ONLY_METRICS: [&str; 2] = ["kube_", "container_"];
+
+/// Whether `expr` reads a metric only a cluster has: Prometheus must accept it, but it may
+/// come back empty here.
+pub fn cluster_only(expr: &str) -> bool {
+    CLUSTER_ONLY_METRICS.iter().any(|prefix| {
+        expr.match_indices(prefix).any(|(at, _)| {
+            // The start of a name, not the middle of one (`my_kube_x`, `inference_container_y`).
+            !expr[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        })
+    })
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use harness_core::wire::LatencyRecord;
 use hdrhistogram::Histogram;
 
+use crate::delivery::Delivery;
 use crate::schedule::Plan;
 
 /// Histogram range: 1 µs to 1 hour; larger values saturate at the top.
@@ -24,6 +25,8 @@ const ACCEPTED: u8 = 1 << 1;
 const REJECTED: u8 = 1 << 2;
 const SEND_ERROR: u8 = 1 << 3;
 const RECORDED: u8 = 1 << 4;
+/// The record that counted came through the pull path.
+const PULLED: u8 = 1 << 5;
 
 /// What `/enqueue` answered for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub enum EnqueueOutcome {
 pub enum RecordOutcome {
     Stored,
     Duplicate,
+    /// Already stored, and one of the deliveries was a pull (see [`Counts::redelivered`]).
+    Redelivered,
     Unmatched,
 }
 
@@ -55,8 +60,18 @@ pub struct Counts {
     pub completed: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Records for a request that already had one, both pushed: the dispatcher sent the same
+    /// item twice, which it should not.
     pub duplicates: u64,
     pub unmatched: u64,
+    /// Requests whose (counted) record was pushed.
+    pub pushed: u64,
+    /// Requests whose (counted) record was pulled.
+    pub pulled: u64,
+    /// Records for a request that already had one, where one of them was pulled: a pulled page
+    /// lost on the way and asked for again, or a record both pushed and pulled. Expected in
+    /// small numbers and never counted twice.
+    pub redelivered: u64,
     /// Sends that waited for the concurrency cap (their wait shows up as schedule lag).
     pub cap_hits: u64,
 }
@@ -214,17 +229,33 @@ impl Ledger {
             .saturating_record(micros(since_intended));
     }
 
-    /// Stores a record whose id carries this run's id and `seq`.
-    pub fn on_record(&mut self, seq: u64, record: &LatencyRecord) -> RecordOutcome {
+    /// Stores a record whose id carries this run's id and `seq`, delivered by `delivery`.
+    pub fn on_record(
+        &mut self,
+        seq: u64,
+        record: &LatencyRecord,
+        delivery: Delivery,
+    ) -> RecordOutcome {
         let Some(i) = self.index(seq) else {
             self.counts.unmatched += 1;
             return RecordOutcome::Unmatched;
         };
         if self.states[i] & RECORDED != 0 {
+            if delivery == Delivery::Pull || self.states[i] & PULLED != 0 {
+                self.counts.redelivered += 1;
+                return RecordOutcome::Redelivered;
+            }
             self.counts.duplicates += 1;
             return RecordOutcome::Duplicate;
         }
         self.states[i] |= RECORDED;
+        match delivery {
+            Delivery::Push => self.counts.pushed += 1,
+            Delivery::Pull => {
+                self.states[i] |= PULLED;
+                self.counts.pulled += 1;
+            }
+        }
         if self.states[i] & ACCEPTED != 0 {
             self.accepted_recorded += 1;
         }
@@ -343,105 +374,4 @@ pub fn parse_request_id(id: &str) -> Option<(&str, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schedule::Arrivals;
-    use crate::workload::Workload;
-
-    fn record(id: &str, latency_ms: f64, outcome: &str) -> LatencyRecord {
-        LatencyRecord {
-            id: id.into(),
-            enqueued_at_ms: 1_000.0,
-            dispatched_at_ms: Some(1_001.0),
-            completed_at_ms: 1_000.0 + latency_ms,
-            queue_wait_ms: 1.0,
-            inference_ms: Some(latency_ms - 1.0),
-            latency_ms,
-            attempts: 1,
-            outcome: outcome.into(),
-            http_status: Some(200),
-            label: None,
-            endpoint: None,
-        }
-    }
-
-    #[test]
-    fn outcomes_are_counted_once_whatever_the_arrival_order() {
-        let plan = Arc::new(Plan::new(
-            &Workload::parse("4", "w").unwrap(),
-            Arrivals::Uniform,
-            None,
-        ));
-        let mut ledger = Ledger::new("r", plan, 1_000.0);
-        let at = Duration::from_millis(10);
-        for seq in 0..4 {
-            ledger.on_sent(seq, Duration::from_micros(100), at);
-        }
-        // Request 0: its record overtakes the /enqueue answer.
-        assert_eq!(
-            ledger.on_record(0, &record("r-0", 50.0, "ok")),
-            RecordOutcome::Stored
-        );
-        ledger.on_enqueue(0, EnqueueOutcome::Accepted, at, at);
-        // Request 1: the usual order, then a duplicate.
-        ledger.on_enqueue(1, EnqueueOutcome::Accepted, at, at);
-        assert_eq!(ledger.outstanding(), 1);
-        ledger.on_record(1, &record("r-1", 70.0, "upstream_timeout"));
-        assert_eq!(
-            ledger.on_record(1, &record("r-1", 70.0, "ok")),
-            RecordOutcome::Duplicate
-        );
-        // Request 2 is rejected, request 3 never answers; seq 9 is not in the plan.
-        let code = "queue_full".to_owned();
-        ledger.on_enqueue(2, EnqueueOutcome::Rejected { code }, at, at);
-        assert_eq!(
-            ledger.on_record(9, &record("r-9", 1.0, "ok")),
-            RecordOutcome::Unmatched
-        );
-
-        let c = ledger.counts();
-        assert_eq!((c.sent, c.accepted, c.rejected, c.completed), (4, 2, 1, 2));
-        assert_eq!(
-            (c.succeeded, c.failed, c.duplicates, c.unmatched),
-            (1, 1, 1, 1)
-        );
-        assert_eq!(ledger.outstanding(), 0);
-        assert_eq!(ledger.missing_ids(10), ["r-3"]);
-        assert_eq!(ledger.failures().get("queue_full"), Some(&1));
-        assert_eq!(ledger.failures().get("upstream_timeout"), Some(&1));
-        assert_eq!(ledger.histograms().latency.len(), 1);
-        // Completion at 1 050 ms on a run that started at 1 000 ms: second 0.
-        assert_eq!(ledger.seconds()[0].succeeded, 1);
-    }
-
-    #[test]
-    fn failure_codes_from_peers_are_bounded() {
-        let plan = Arc::new(Plan::new(
-            &Workload::parse("100", "w").unwrap(),
-            Arrivals::Uniform,
-            None,
-        ));
-        let mut ledger = Ledger::new("r", plan, 0.0);
-        for seq in 0..100 {
-            let code = format!("code_{seq}");
-            ledger.on_enqueue(
-                seq,
-                EnqueueOutcome::Rejected { code },
-                Duration::ZERO,
-                Duration::ZERO,
-            );
-        }
-        assert_eq!(ledger.failures().len(), 65);
-        assert_eq!(ledger.failures().get("other"), Some(&36));
-    }
-
-    #[test]
-    fn ids_round_trip() {
-        assert_eq!(
-            parse_request_id(&request_id("20250101T000000Z-ab12", 7)),
-            Some(("20250101T000000Z-ab12", 7))
-        );
-        assert_eq!(parse_request_id("no-number-x"), None);
-        assert_eq!(parse_request_id("nodash"), None);
-    }
-}
+mod tests;
