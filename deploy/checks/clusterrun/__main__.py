@@ -48,10 +48,13 @@ class Run:
     walks: list[str]
     helm_sets: list[str] = field(default_factory=list)
     monitoring: bool = False
+    max_images: int | None = None  # None: --max-images
 
 
 RUNS = [
-    Run("hpa", ["chart"], monitoring=True),
+    # Long enough (about 40 s of the workload's ramp) for every rate() on the dashboard to
+    # have two scrapes of each series.
+    Run("hpa", ["chart"], monitoring=True, max_images=200),
     Run("keda", ["chart"], ["autoscaling.mode=keda"]),
     Run("none", ["chart"], ["autoscaling.mode=none"]),
     Run("predictive+in-cluster-load-tester", ["in-cluster"], ["autoscaling.mode=predictive"]),
@@ -159,7 +162,7 @@ def monitoring_hooks(setup: Setup, results: Results, walk_of: Callable[[], Walk]
 
 def run_one(setup: Setup, results: Results, run: Run, readme: str, require_monitoring: bool) -> None:
     log(f"\n== {run.name}: k8s/README.md walkthrough {', '.join(run.walks)}")
-    walk = Walk(setup, run.name, Overrides(run.helm_sets))
+    walk = Walk(setup, run.name, Overrides(run.helm_sets, run.max_images))
     after, stop_monitoring = None, lambda: None
     if run.monitoring:
         walk.on_started, after, stop_monitoring = monitoring_hooks(setup, results, lambda: walk, require_monitoring)

@@ -48,8 +48,10 @@ class Overrides:
     """What CI changes in the README's commands, each said in the log when applied."""
 
     helm_sets: list[str] = field(default_factory=list)
+    max_images: int | None = None  # None: Setup.max_images
 
-    def apply(self, command: str, max_images: int) -> tuple[str, list[str]]:
+    def apply(self, command: str, default_images: int) -> tuple[str, list[str]]:
+        max_images = self.max_images or default_images
         said = []
         if "/runLoadTest" in command:
             if "-d '{}'" not in command:
