@@ -13,7 +13,7 @@ from . import probes, sandbox, services
 from .image import Image
 from .network import Network
 from .pods import Pod
-from .workload import PodPlan, by_kind, fill_containers, find, pod_plans
+from .workload import ContainerPlan, PodPlan, by_kind, fill_containers, find, pod_plans
 
 STOP_GRACE_SECONDS = 10.0
 
@@ -81,6 +81,28 @@ class Cluster:
             results += found
         run.ready = all(r.ok for r in results)
         return results
+
+    def security_problems(self, run: Running, container: ContainerPlan) -> list[str]:
+        """What the running process shows of its security context, against the render."""
+        pid = run.processes[container.name].pid
+        try:
+            status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if ":\t" in line)
+            mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        except OSError as e:
+            return [f"cannot read /proc/{pid}: {e}"]
+        problems = []
+        if status["Uid"].split()[:2] != [str(container.uid)] * 2 or status["Gid"].split()[:2] != [str(container.gid)] * 2:
+            problems.append(f"uid/gid {status['Uid'].split()[0]}/{status['Gid'].split()[0]}, "
+                            f"expected {container.uid}/{container.gid}")
+        if container.no_new_privileges and status.get("NoNewPrivs", "").strip() != "1":
+            problems.append("no_new_privs is not set")
+        if container.drop_all_capabilities and any(int(status[k], 16) for k in ("CapEff", "CapPrm", "CapBnd")):
+            problems.append(f"capabilities left: CapEff {status['CapEff'].strip()} CapBnd {status['CapBnd'].strip()}")
+        root = next((m.split() for m in mounts if m.split()[4] == "/"), None)
+        if container.read_only_root and (root is None or "ro" not in root[5].split(",")):
+            problems.append("/ is not mounted read-only")
+        return problems
 
     def log_tail(self, pod: PodPlan, container: str, lines: int = 8) -> list[str]:
         path = self.work / "logs" / f"{pod.name}_{container}.log"

@@ -14,6 +14,7 @@ Folders that must exist on the host as mount points are made and later removed.
 from __future__ import annotations
 
 import shlex
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -43,6 +44,14 @@ def overlay_root(entry: Entry) -> str:
         if str(folder) != "/" and not Path(folder).exists():
             return str(folder)
     return entry.path if entry.is_dir else str(pure.parent)
+
+
+def readable_by_others(path: Path) -> bool:
+    """The image's files must be readable by the non-root user, as in the image."""
+    for folder in path.parents:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return False
+    return bool(path.stat().st_mode & stat.S_IROTH)
 
 
 def outermost(paths: set[str]) -> list[str]:
@@ -139,6 +148,9 @@ def setup_script(plan: ContainerPlan, files_dir: Path, fs_group: int | None,
     for entry in items:
         if entry.source and any(entry.source.is_relative_to(r) for r in roots):
             raise RenderError(f"{entry.source} would be hidden by the tmpfs for {entry.path}")
+        if entry.source and not readable_by_others(entry.source):
+            raise RenderError(f"{entry.source} is not readable by the container's user {plan.uid} "
+                              "(a folder on its path lacks o+x, or the file o+r)")
     for root in roots:
         mount_points.ensure(root)
     lines = ["set -e", *image_script(items, roots, plan.read_only_root), *volume_script(plan, files_dir)]

@@ -18,7 +18,7 @@ from .image import Image
 from .network import Network
 from .sandbox import MountPoints
 from .walkthrough import (Forward, UserMachine, WalkthroughError, blocks, check_report, commands,
-                          decode_secrets, forward_addresses, kubectl_namespace, report_stats,
+                          rendered_secrets, forward_addresses, kubectl_namespace, report_stats,
                           secret_lookup, summary)
 from .workload import RenderError
 
@@ -62,6 +62,16 @@ class Overrides:
             command = re.sub(r'"totalRequests": \d+', f'"totalRequests": {max_images}', command)
             said.append(f"totalRequests -> {max_images}, the requests the shortened run plans")
         return command, said
+
+
+def kubectl_verb(words: list[str]) -> str:
+    """The verb of a kubectl command line, past `-n NAMESPACE` and other leading flags."""
+    rest = words[1:]
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] in ("-n", "--namespace") else rest[1:]
+    if not rest:
+        raise WalkthroughError(f"no verb in {' '.join(words)}")
+    return rest[0]
 
 
 class Walk:
@@ -142,6 +152,13 @@ class Walk:
                                self.network, self.setup.mount_points, lambda m: self.setup.log("      " + m))
         for result in self.cluster.start(skip=set()):
             self.setup.check(f"{self.name}: {result.line()}", result.ok, result.detail)
+        for run in self.cluster.running:
+            for container in run.pod.containers:
+                problems = self.cluster.security_problems(run, container)
+                self.setup.check(f"{self.name}: {run.pod.name}/{container.name} runs as {container.uid}:"
+                                 f"{container.gid}{', no new privileges' * container.no_new_privileges}"
+                                 f"{', no capabilities' * container.drop_all_capabilities}"
+                                 f"{', read-only /' * container.read_only_root}", not problems, "; ".join(problems))
         for line in self.cluster.service_table():
             self.setup.log("      " + line)
         if self.on_started:
@@ -161,7 +178,7 @@ class Walk:
     # --- the README's commands ------------------------------------------------------------
 
     def kubectl(self, command: str, words: list[str]) -> None:
-        verb = next(w for w in words[1:] if not w.startswith("-") and w not in (self.namespace,))
+        verb = kubectl_verb(words)
         if verb == "apply":
             self.apply(words)
         elif verb == "create" and "secret" in words:
@@ -211,7 +228,7 @@ class Walk:
         self.ensure_started()
         assert self.user is not None
         command = forward_addresses(command, self.forwards, self.namespace)
-        command = secret_lookup(command, decode_secrets(self.docs))
+        command = secret_lookup(command, rendered_secrets(self.docs))
         command, said = self.overrides.apply(command, self.setup.max_images)
         for note in said:
             self.setup.log(f"      CI override: {note}")

@@ -173,7 +173,7 @@ def report_stats(output: str) -> dict | None:
     return answer.get("stats", answer) if isinstance(answer, dict) else None
 
 
-def decode_secrets(docs: list[dict]) -> dict[str, dict[str, str]]:
+def rendered_secrets(docs: list[dict]) -> dict[str, dict[str, str]]:
     return {d["metadata"]["name"]: dict(d.get("data") or {}) for d in docs if d.get("kind") == "Secret"}
 
 
