@@ -36,6 +36,8 @@ STATE_DIR = Path("/var/tmp/clusterrun")
 RELEASE = "harness"
 NAMESPACE = "inference-harness"
 WRONG_PROBE_PORT = 8001
+# Requests of the control walkthrough, which waits out the load tester's drain timeout.
+CONTROL_IMAGES = 10
 # Load offered while the fault drill has every inference pod stopped: the queue must grow.
 DRILL_LOAD_SECONDS = 300
 
@@ -214,6 +216,36 @@ def control(setup: Setup, results: Results) -> None:
         setup.mount_points.remove_all()
 
 
+def misspell_inference_service(docs: list[dict]) -> str:
+    deployment = find(docs, "Deployment", f"{RELEASE}-dispatcher")
+    assert deployment is not None
+    for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if item["name"] == "INFERENCE_DNS":
+            item["value"] = item["value"].replace("-headless", "-headles")
+            return f"INFERENCE_DNS={item['value']}"
+    raise RenderError("the dispatcher has no INFERENCE_DNS")
+
+
+def control_walkthrough(setup: Setup, results: Results, readme: str) -> None:
+    """The walkthrough fails when the dispatcher's environment names a Service that is not there."""
+    log("\n== control: the walkthrough with a misspelt inference Service in the dispatcher's env")
+    outcome = Results(prefix="      (inside the control) ")
+    inner = copy.copy(setup)
+    inner.check = outcome.check
+    walk = Walk(inner, "control-env", Overrides(max_images=CONTROL_IMAGES))
+    walk.mutate = misspell_inference_service
+    try:
+        walk.run(["chart"], readme)
+        walk.finish()
+    except (WalkthroughError, RenderError) as e:
+        log(f"   stopped: {e}")
+    finally:
+        walk.stop_cluster()
+        setup.mount_points.remove_all()
+    results.check("control: a misspelt Service name in the dispatcher's env fails the walkthrough",
+                  bool(outcome.failed), "every check passed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", nargs="?", default="run", choices=["run", "cleanup"])
@@ -251,6 +283,7 @@ def main() -> int:
                     run_one(setup, results, run, readme, not args.allow_missing_monitoring)
             if not args.only or "control" in args.only:
                 control(setup, results)
+                control_walkthrough(setup, results, readme)
         finally:
             Network().down()
             mount_points.remove_all()

@@ -89,6 +89,8 @@ class Walk:
         self.network: Network | None = None
         self.user: UserMachine | None = None
         self.reports: list[dict] = []
+        # A control's change to every render, returning what it changed.
+        self.mutate: Callable[[list[dict]], str] | None = None
 
     # --- the cluster side ---------------------------------------------------------------
 
@@ -108,6 +110,8 @@ class Walk:
             raise WalkthroughError(f"helm template failed: {done.stderr.strip()}")
         (self.setup.work / f"render-{self.name}.yaml").write_text(done.stdout)
         self.docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+        if self.mutate:
+            self.setup.log(f"      control: the render changed: {self.mutate(self.docs)}")
         self.release_args = args
 
     def helm(self, words: list[str]) -> None:
