@@ -232,7 +232,6 @@ class Walk:
         self.ensure_started()
         assert self.user is not None
         command = forward_addresses(command, self.forwards, self.namespace)
-        command = secret_lookup(command, rendered_secrets(self.docs))
         command, said = self.overrides.apply(command, self.setup.max_images)
         for note in said:
             self.setup.log(f"      CI override: {note}")
@@ -240,7 +239,9 @@ class Walk:
         if re.search(r"\bload-tester serve\b", command):
             self.serve(command)
             return
+        # Logged before a Secret's value replaces its `kubectl get secret`, which stays unprinted.
         self.setup.log(f"      $ {command}")
+        command = secret_lookup(command, rendered_secrets(self.docs))
         done = self.user.bash(command)
         for line in done.stdout.splitlines()[:12]:
             self.setup.log(f"      | {line}")

@@ -10,7 +10,7 @@ Commands that need a cluster are carried out by the run instead, and it says how
   kubectl apply -f / create secret         the manifests (the secret via --dry-run=client)
   kubectl rollout status / get / logs      the pods' probes / the pod and Service table / a log
   kubectl port-forward svc/S L:R           127.0.0.1:L in later commands becomes S.NS.svc:R
-  kubectl -n NS get secret S -o jsonpath   the rendered Secret's value
+  kubectl -n NS get secret S -o jsonpath   the rendered Secret's value (not printed)
   cargo build                              the binaries built before the run
   minikube ...                             nothing (no cluster)
 
