@@ -47,11 +47,10 @@ def overlay_root(entry: Entry) -> str:
 
 
 def readable_by_others(path: Path) -> bool:
-    """The image's files must be readable by the non-root user, as in the image."""
-    for folder in path.parents:
-        if not folder.stat().st_mode & stat.S_IXOTH:
-            return False
-    return bool(path.stat().st_mode & stat.S_IROTH)
+    """The image's files must be readable by its non-root user. Only the file or folder itself
+    counts: the container reaches it through the bind mount, not through its host path."""
+    wanted = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+    return path.stat().st_mode & wanted == wanted
 
 
 def outermost(paths: set[str]) -> list[str]:
@@ -149,8 +148,7 @@ def setup_script(plan: ContainerPlan, files_dir: Path, fs_group: int | None,
         if entry.source and any(entry.source.is_relative_to(r) for r in roots):
             raise RenderError(f"{entry.source} would be hidden by the tmpfs for {entry.path}")
         if entry.source and not readable_by_others(entry.source):
-            raise RenderError(f"{entry.source} is not readable by the container's user {plan.uid} "
-                              "(a folder on its path lacks o+x, or the file o+r)")
+            raise RenderError(f"{entry.source} is not readable by the container's user {plan.uid}")
     for root in roots:
         mount_points.ensure(root)
     lines = ["set -e", *image_script(items, roots, plan.read_only_root), *volume_script(plan, files_dir)]
