@@ -23,6 +23,7 @@ import yaml
 
 from .cluster import Cluster
 from .image import load_images
+from .monitoring import Monitoring, MonitoringError
 from .network import Network, remove_leftovers
 from .sandbox import MountPoints
 from .walk import CHART_PATH, Overrides, Setup, Walk
@@ -119,14 +120,8 @@ def keda_queries(setup: Setup) -> list[str]:
             for t in d["spec"]["triggers"] if t.get("type") == "prometheus"]
 
 
-def monitoring_hooks(setup: Setup, results: Results, walk_of: Callable[[], Walk], required: bool):
+def monitoring_hooks(setup: Setup, results: Results, walk_of: Callable[[], Walk]):
     """(on_started, after, stop) for the run with Prometheus, Alertmanager and the dashboard."""
-    try:
-        from .monitoring import Monitoring, MonitoringError
-    except ImportError as e:
-        results.check("monitoring: clusterrun.monitoring is available", not required, str(e))
-        log("!!! monitoring SKIPPED: clusterrun.monitoring is not there (development only)")
-        return None, None, lambda: None
     holder: dict = {}
 
     def on_started(cluster: Cluster) -> None:
@@ -168,12 +163,12 @@ def monitoring_hooks(setup: Setup, results: Results, walk_of: Callable[[], Walk]
     return on_started, after, stop
 
 
-def run_one(setup: Setup, results: Results, run: Run, readme: str, require_monitoring: bool) -> None:
+def run_one(setup: Setup, results: Results, run: Run, readme: str) -> None:
     log(f"\n== {run.name}: k8s/README.md walkthrough {', '.join(run.walks)}")
     walk = Walk(setup, run.name, Overrides(run.helm_sets, run.max_images))
     after, stop_monitoring = None, lambda: None
     if run.monitoring:
-        walk.on_started, after, stop_monitoring = monitoring_hooks(setup, results, lambda: walk, require_monitoring)
+        walk.on_started, after, stop_monitoring = monitoring_hooks(setup, results, lambda: walk)
     started = time.monotonic()
     try:
         walk.run(run.walks, readme)
@@ -253,8 +248,6 @@ def main() -> int:
     parser.add_argument("--tools", type=Path, default=ROOT / ".tools" / "bin")
     parser.add_argument("--only", nargs="*", help="run names: " + ", ".join(r.name for r in RUNS) + ", control")
     parser.add_argument("--max-images", type=int, default=60)
-    parser.add_argument("--allow-missing-monitoring", action="store_true",
-                        help="development only: skip Prometheus and Alertmanager if the module is absent")
     args = parser.parse_args()
     mount_points = MountPoints(STATE_DIR)
     if args.action == "cleanup":
@@ -280,7 +273,7 @@ def main() -> int:
         try:
             for run in RUNS:
                 if not args.only or run.name in args.only:
-                    run_one(setup, results, run, readme, not args.allow_missing_monitoring)
+                    run_one(setup, results, run, readme)
             if not args.only or "control" in args.only:
                 control(setup, results)
                 control_walkthrough(setup, results, readme)
