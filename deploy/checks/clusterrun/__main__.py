@@ -114,6 +114,7 @@ def stub_chart(work: Path) -> Path:
 
 def keda_queries(setup: Setup) -> list[str]:
     """The KEDA trigger queries of the keda render, for the real Prometheus to answer."""
+    log("      the KEDA trigger query, from a render in mode keda:")
     walk = Walk(setup, "keda-query", Overrides(["autoscaling.mode=keda"]))
     walk.render([RELEASE, CHART_PATH, "--namespace", NAMESPACE])
     return [t["metadata"]["query"] for d in walk.docs if d.get("kind") == "ScaledObject"
