@@ -66,7 +66,7 @@ fn on_worker(
     // The pixels are not needed past this point; the model's buffers are.
     drop(image);
     let preprocess = lap(Stage::Preprocess);
-    let predictions = classifier.predict(input, &mut workspace.session)?;
+    let predictions = classifier.predict(&input, &mut workspace.session)?;
     let inference = lap(Stage::Model);
     Ok((
         predictions,

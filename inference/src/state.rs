@@ -73,8 +73,11 @@ impl AppState {
     /// Installs the loaded and warmed-up classifier and reports ready. Later calls are ignored:
     /// an instance serves one model for its whole life.
     pub fn set_classifier(&self, classifier: Arc<Classifier>) {
+        let runtime = classifier.runtime().clone();
         if self.inner.classifier.set(classifier).is_ok() {
-            self.inner.metrics.set_ready(true);
+            let metrics = &self.inner.metrics;
+            metrics.set_runtime(runtime.runtime.label(), &runtime.version);
+            metrics.set_ready(true);
         }
     }
 
