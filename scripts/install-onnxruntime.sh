@@ -6,7 +6,7 @@
 #   scripts/install-onnxruntime.sh --bench                              # also the bench's peer
 #
 #   .tools/ort         the onnxruntime wheel alone (pip --target, no dependencies): the library
-#   .tools/bench-venv  with --bench: a venv with onnxruntime, numpy, pillow, fastapi and uvicorn,
+#   .tools/bench-venv  with --bench: a venv with onnxruntime, numpy, pillow, fastapi, uvicorn (uvloop, httptools),
 #                      what `cargo bench -p inference` runs its Python peer with (PYTHON=...)
 #
 # Pinned to the version the container image ships (ORT_VERSION in the Dockerfile). Idempotent:
@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 ORT_VERSION="$(sed -n 's/^ARG ORT_VERSION=//p' "$ROOT/Dockerfile")"
 # The bench peer's packages, pinned for repeatable figures.
-BENCH_PACKAGES=(numpy==2.4.6 pillow==13.0.0 fastapi==0.165.0 uvicorn==0.54.0)
+BENCH_PACKAGES=(numpy==2.4.6 pillow==13.0.0 fastapi==0.165.0 uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0)
 
 log() { printf '[install-onnxruntime] %s\n' "$*" >&2; }
 
