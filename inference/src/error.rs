@@ -16,6 +16,10 @@ use harness_core::image_payload::PayloadError;
 use image::ImageError;
 use tract_onnx::prelude::TractError;
 
+/// Why onnxruntime's library did not load, shared: the first outcome of a load is kept for the
+/// life of the process (see `runtime.rs`).
+pub type LoadFailure = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
 
@@ -120,7 +124,7 @@ pub enum Error {
     RuntimeLibrary {
         path: PathBuf,
         #[source]
-        source: crate::runtime::LoadFailure,
+        source: LoadFailure,
     },
     /// onnxruntime cannot build a session from the model file at `path`.
     #[error("model: onnxruntime cannot load {}: {source}", .path.display())]

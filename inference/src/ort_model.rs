@@ -70,6 +70,11 @@ fn ort_error<E: Into<ort::Error>>(what: &'static str) -> impl FnOnce(E) -> Error
     }
 }
 
+/// A session option that onnxruntime refused.
+fn options_error<E: Into<ort::Error>>(source: E) -> Error {
+    ort_error("session options")(source)
+}
+
 impl OrtModel {
     /// Reads the model file and builds `sessions` sessions (at least one), each warmed up with
     /// one run. The library must be loaded ([`crate::runtime::select`]).
@@ -130,16 +135,23 @@ impl OrtModel {
 
     fn build(&self) -> Result<OrtRun, Error> {
         let shared = &self.shared;
-        OrtRun::builder()
-            .map_err(ort_error("session options"))?
+        let builder = OrtRun::builder().map_err(options_error)?;
+        let builder = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .and_then(|b| b.with_intra_threads(shared.intra_op_threads))
-            .and_then(|b| b.with_inter_threads(1))
-            .and_then(|b| b.with_parallel_execution(false))
-            // With more than one thread, idle threads would spin between operators and read as
-            // busy CPU to the autoscaler.
-            .and_then(|b| b.with_intra_op_spinning(false))
-            .map_err(ort_error("session options"))?
+            .map_err(options_error)?;
+        let builder = builder
+            .with_intra_threads(shared.intra_op_threads)
+            .map_err(options_error)?;
+        let builder = builder.with_inter_threads(1).map_err(options_error)?;
+        let builder = builder
+            .with_parallel_execution(false)
+            .map_err(options_error)?;
+        // With more than one thread, idle threads would spin between operators and read as
+        // busy CPU to the autoscaler.
+        let mut builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(options_error)?;
+        builder
             .commit_from_memory(&shared.bytes)
             .map_err(ort_error("cannot build a session from the model"))
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::ValueEnum;
 
-use crate::error::Error;
+use crate::error::{Error, LoadFailure};
 
 /// The library name the dynamic loader looks for when `ORT_DYLIB_PATH` is not set.
 pub const DEFAULT_ORT_LIBRARY: &str = "libonnxruntime.so";
@@ -106,9 +106,6 @@ fn tract(reason: String) -> Selection {
         reason,
     }
 }
-
-/// A library load failure, shared: the first outcome is kept for the life of the process.
-pub type LoadFailure = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Loads the onnxruntime library at `path` (once per process) and returns its version.
 pub fn load_onnxruntime(path: &Path) -> Result<String, Error> {

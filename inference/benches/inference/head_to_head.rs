@@ -79,7 +79,7 @@ pub async fn run(
     }
     // Half load: half the peer's (else the slowest server's) saturated rate, the same for all.
     for round in 0..rounds {
-        for (p, body) in bodies.iter().enumerate() {
+        for p in 0..bodies.len() {
             let reference = figures[p].last().map_or(1.0, |f| median(&f.per_second));
             let rate = reference / 2.0;
             for s in rotated(servers.len(), round + p) {
