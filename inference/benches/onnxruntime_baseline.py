@@ -9,7 +9,7 @@ worker of the service.
 Prints one JSON object on stdout: per-image decode, preprocess and model times (milliseconds) and
 the top-1 class of each photo, so the caller can check that both runtimes agree.
 
-Needs: pip install onnxruntime numpy pillow
+Needs: pip install onnxruntime numpy pillow (scripts/install-onnxruntime.sh --bench installs them)
 """
 
 import argparse

@@ -2,7 +2,8 @@
 //! the image, preprocesses it and runs the model, timing each stage.
 //!
 //! Everything after the body is buffered runs on the worker pool, never on the async executor:
-//! parsing a large JSON body and its base64 is CPU work too, so it counts as "decode".
+//! parsing a large JSON body and its base64 is CPU work too, so it counts as "decode". Each
+//! stage writes into the worker's buffers (see `state.rs`), allocated once and reused.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,17 +58,20 @@ fn on_worker(
         stage = Instant::now();
         millis(elapsed)
     };
-    // "decode" covers the JSON and base64 too: everything from body bytes to pixels.
-    let image = decode::decode(&body.into_image_bytes()?, limits)?;
+    // "decode" covers the JSON and base64 too: everything from body bytes to pixels. The image
+    // is decoded from the body, or from the worker's base64 buffer, where it lies.
+    let file = body.image_bytes(&mut workspace.payload)?;
+    let pixels = std::mem::take(&mut workspace.pixels);
+    let image = decode::decode_into(file, limits, pixels)?;
     let decode = lap(Stage::Decode);
-    let input = workspace
+    workspace
         .preprocessor
-        .run(classifier.preprocessing(), &image)?;
-    // The pixels are not needed past this point; the model's buffers are.
-    drop(image);
+        .run_into(classifier.preprocessing(), &image, &mut workspace.input)?;
+    workspace.pixels = keep(image.into_raw());
     let preprocess = lap(Stage::Preprocess);
-    let predictions = classifier.predict(input, &mut workspace.session)?;
+    let predictions = classifier.predict(&workspace.input, &mut workspace.session)?;
     let inference = lap(Stage::Model);
+    trim(&mut workspace.payload);
     Ok((
         predictions,
         StageTimings {
@@ -77,6 +81,24 @@ fn on_worker(
             total: 0.0,
         },
     ))
+}
+
+/// Buffers up to this size are kept for the next request (a 12-megapixel photo's pixels); a
+/// larger one, from a rare huge image, is freed rather than held by an idle worker.
+const KEEP_BYTES: usize = 36 * 1024 * 1024;
+
+fn keep(buffer: Vec<u8>) -> Vec<u8> {
+    if buffer.capacity() <= KEEP_BYTES {
+        buffer
+    } else {
+        Vec::new()
+    }
+}
+
+fn trim(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > KEEP_BYTES {
+        *buffer = Vec::new();
+    }
 }
 
 fn millis(d: Duration) -> f64 {

@@ -16,13 +16,14 @@ use clap::Parser;
 use crate::cpu_quota;
 use crate::error::Error;
 use crate::preprocess::Preprocessing;
+use crate::runtime::RuntimeChoice;
 
 /// Settings of the inference service.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "inference",
     version,
-    about = "HTTP image classifier on tract-onnx"
+    about = "HTTP image classifier on tract or onnxruntime"
 )]
 pub struct Config {
     /// Address to listen on.
@@ -68,6 +69,19 @@ pub struct Config {
     /// Number of classes returned, most probable first.
     #[arg(long, env = "TOP_K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub top_k: u32,
+
+    /// Runtime that runs the model: auto (onnxruntime when its library loads, else tract),
+    /// tract, or onnxruntime (start-up fails when its library does not load).
+    #[arg(long, env = "INFERENCE_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
+    pub runtime: RuntimeChoice,
+
+    /// The onnxruntime shared library [default: libonnxruntime.so on the loader's search path].
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_dylib_path: Option<PathBuf>,
+
+    /// Threads of one onnxruntime run (per worker; workers already scale across cores).
+    #[arg(long, env = "INTRA_OP_THREADS", default_value = "1")]
+    pub intra_op_threads: NonZeroUsize,
 
     /// Blocking workers that decode, preprocess and run the model [default: CPUs the process may
     /// use, from cgroup v2 cpu.max, else the available parallelism].
@@ -179,6 +193,8 @@ mod tests {
         assert_eq!(c.max_pixels, 50_000_000);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.model_name(), "efficientnet-lite0");
+        assert_eq!(c.runtime, RuntimeChoice::Auto);
+        assert_eq!(c.intra_op_threads.get(), 1);
         assert!(c.worker_count().get() >= 1);
         let workers = c.worker_count().get();
         assert_eq!(c.concurrency_limit(), 4 * (workers + 32));
@@ -208,8 +224,14 @@ mod tests {
             "0.1",
             "--model",
             "/m/resnet.onnx",
+            "--runtime",
+            "onnxruntime",
+            "--intra-op-threads",
+            "2",
         ])
         .unwrap();
+        assert_eq!(c.runtime, RuntimeChoice::Onnxruntime);
+        assert_eq!(c.intra_op_threads.get(), 2);
         assert_eq!(c.worker_count().get(), 3);
         assert_eq!(c.request_timeout, Duration::from_millis(250));
         assert_eq!(c.mean, PerChannel([0.1; 3]));
@@ -219,6 +241,8 @@ mod tests {
             ["inference", "--top-k", "0"],
             ["inference", "--input-size", "0"],
             ["inference", "--std", "1,2"],
+            ["inference", "--runtime", "cuda"],
+            ["inference", "--intra-op-threads", "0"],
         ] {
             assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
         }

@@ -9,7 +9,7 @@
 use std::io::Cursor;
 
 use image::error::{ImageError, LimitErrorKind};
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::Error;
 
@@ -62,21 +62,60 @@ impl DecodeLimits {
 /// Decodes JPEG (baseline, progressive, CMYK), PNG (8/16-bit, gray, alpha), WebP, GIF (first
 /// frame) or BMP into RGB8. Alpha is dropped, gray is replicated, 16-bit is scaled to 8-bit.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Error> {
-    Ok(decode_dynamic(bytes, limits)?.into_rgb8())
+    decode_into(bytes, limits, Vec::new())
+}
+
+/// Like [`decode`], reusing `pixels` for the result: an RGB8 image (most JPEGs and PNGs) is
+/// decoded straight into it, without a conversion or a fresh allocation; a worker hands back
+/// the last image's buffer (`RgbImage::into_raw`) for the next one.
+pub fn decode_into(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    pixels: Vec<u8>,
+) -> Result<RgbImage, Error> {
+    guarded(move || {
+        let decoder = checked_decoder(bytes, limits)?;
+        if decoder.color_type() != ColorType::Rgb8 {
+            return Ok(DynamicImage::from_decoder(decoder)
+                .map_err(image_error)?
+                .into_rgb8());
+        }
+        let (width, height) = decoder.dimensions();
+        let mut pixels = pixels;
+        pixels.clear();
+        // Within the allocation budget: checked from the header by `checked_decoder`.
+        pixels.resize(
+            usize::try_from(decoder.total_bytes()).unwrap_or(usize::MAX),
+            0,
+        );
+        decoder.read_image(&mut pixels).map_err(image_error)?;
+        RgbImage::from_raw(width, height, pixels)
+            .ok_or_else(|| Error::InvalidImage("the decoder returned too few pixels".to_owned()))
+    })
 }
 
 /// Like [`decode`], but keeps the decoded colour type (no conversion).
 pub fn decode_dynamic(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Error> {
-    // A decoder that panics on malformed data is still looking at malformed data: the client
-    // gets a 4xx, not a 500.
-    std::panic::catch_unwind(|| decode_checked(bytes, limits)).unwrap_or_else(|_| {
+    guarded(|| DynamicImage::from_decoder(checked_decoder(bytes, limits)?).map_err(image_error))
+}
+
+/// Runs a decode, turning a decoder panic into a client error: a decoder that panics on
+/// malformed data is still looking at malformed data, so the client gets a 4xx, not a 500.
+fn guarded<T>(
+    decode: impl FnOnce() -> Result<T, Error> + std::panic::UnwindSafe,
+) -> Result<T, Error> {
+    std::panic::catch_unwind(decode).unwrap_or_else(|_| {
         Err(Error::InvalidImage(
             "the decoder failed on malformed data".to_owned(),
         ))
     })
 }
 
-fn decode_checked(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Error> {
+/// The decoder of `bytes`, once its header has passed every limit; no pixel is decoded yet.
+fn checked_decoder<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<impl ImageDecoder + 'a, Error> {
     let format = image::guess_format(bytes).map_err(|_| Error::NotAnImage)?;
     if !ACCEPTED.contains(&format) {
         return Err(Error::NotAnImage);
@@ -110,7 +149,7 @@ fn decode_checked(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, E
             limits.max_alloc_bytes
         )));
     }
-    DynamicImage::from_decoder(decoder).map_err(image_error)
+    Ok(decoder)
 }
 
 /// Walks the JPEG marker structure from SOI to EOI: segments by their length, entropy-coded
@@ -199,6 +238,23 @@ mod tests {
         let img = decode(&png(31, 17), &DecodeLimits::new(1_000)).unwrap();
         assert_eq!(img.dimensions(), (31, 17));
         assert_eq!(img.get_pixel(30, 16), &Rgb([30, 16, 7]));
+    }
+
+    #[test]
+    fn decoding_into_a_reused_buffer_gives_the_same_pixels() {
+        let limits = DecodeLimits::new(1_000_000);
+        let img: RgbImage = ImageBuffer::from_fn(37, 21, |x, y| Rgb([x as u8, y as u8, 3]));
+        let rgba = DynamicImage::ImageRgb8(img.clone()).to_rgba8();
+        let mut rgba_png = Vec::new();
+        rgba.write_to(&mut Cursor::new(&mut rgba_png), ImageFormat::Png)
+            .unwrap();
+        let mut buffer = vec![9u8; 10_000];
+        for bytes in [png(37, 21), rgba_png, encode(&img, ImageFormat::Bmp)] {
+            let fresh = decode(&bytes, &limits).unwrap();
+            let reused = decode_into(&bytes, &limits, buffer).unwrap();
+            assert_eq!(fresh, reused);
+            buffer = reused.into_raw();
+        }
     }
 
     #[test]

@@ -16,6 +16,10 @@ use harness_core::image_payload::PayloadError;
 use image::ImageError;
 use tract_onnx::prelude::TractError;
 
+/// Why onnxruntime's library did not load, shared: the first outcome of a load is kept for the
+/// life of the process (see `runtime.rs`).
+pub type LoadFailure = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
 
@@ -104,6 +108,38 @@ pub enum Error {
     /// tract cannot describe the planned model's output.
     #[error("model: output: {0:#}")]
     ModelOutput(#[source] TractError),
+    /// The model file cannot be read (onnxruntime reads it whole, then builds its sessions).
+    #[error("model: cannot read {}: {source}", .path.display())]
+    ModelRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--runtime onnxruntime` and the onnxruntime library at `path` does not load.
+    #[error(
+        "onnxruntime: cannot load the library {}: {source} (set ORT_DYLIB_PATH to \
+         libonnxruntime.so, e.g. from `pip install onnxruntime`, or use --runtime tract)",
+        .path.display()
+    )]
+    RuntimeLibrary {
+        path: PathBuf,
+        #[source]
+        source: LoadFailure,
+    },
+    /// onnxruntime cannot build a session from the model file at `path`.
+    #[error("model: onnxruntime cannot load {}: {source}", .path.display())]
+    OrtModelFile {
+        path: PathBuf,
+        #[source]
+        source: ort::Error,
+    },
+    /// onnxruntime failed; `what` says at which step.
+    #[error("onnxruntime: {what}: {source}")]
+    Onnxruntime {
+        what: &'static str,
+        #[source]
+        source: ort::Error,
+    },
     /// The labels file cannot be read.
     #[error("model: cannot read labels {}: {source}", .path.display())]
     Labels {
@@ -169,8 +205,14 @@ impl Error {
             Error::Model(_)
             | Error::ModelFile { .. }
             | Error::ModelOutput(_)
+            | Error::ModelRead { .. }
+            | Error::OrtModelFile { .. }
+            | Error::RuntimeLibrary { .. }
             | Error::Labels { .. } => "model_error",
-            Error::Internal(_) | Error::ModelRun { .. } | Error::Unexpected { .. } => "internal",
+            Error::Internal(_)
+            | Error::ModelRun { .. }
+            | Error::Onnxruntime { .. }
+            | Error::Unexpected { .. } => "internal",
         }
     }
 
@@ -199,9 +241,13 @@ impl Error {
             | Error::Model(_)
             | Error::ModelFile { .. }
             | Error::ModelOutput(_)
+            | Error::ModelRead { .. }
+            | Error::OrtModelFile { .. }
+            | Error::RuntimeLibrary { .. }
             | Error::Labels { .. }
             | Error::Internal(_)
             | Error::ModelRun { .. }
+            | Error::Onnxruntime { .. }
             | Error::Unexpected { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,5 +1,6 @@
-//! An HTTP image classifier on tract-onnx: `POST /infer` takes a photo (base64 JSON or the raw
-//! file) and answers the top-k ImageNet classes with their probabilities and where the time went.
+//! An HTTP image classifier on tract or onnxruntime: `POST /infer` takes a photo (base64 JSON or
+//! the raw file) and answers the top-k ImageNet classes with their probabilities and where the
+//! time went.
 //!
 //! The model is loaded, optimised and warmed up once; `/readyz` turns 200 only then. Every
 //! CPU-bound step (body parsing, image decoding, resizing, the model) runs on a fixed pool of
@@ -22,7 +23,10 @@
 //! - [`worker_pool`]: the bounded pool of blocking workers.
 //! - [`decode`]: image bytes to RGB8 with decoder limits (decompression bombs).
 //! - [`preprocess`]: resize, centre-crop and normalise into the model input.
-//! - [`model`]: the tract [`Classifier`], softmax and top-k.
+//! - [`model`]: the [`Classifier`] under either runtime, softmax and top-k.
+//! - [`runtime`]: `--runtime`: tract or onnxruntime, and loading onnxruntime's library.
+//! - [`tract_model`]: the model planned by tract, per-worker tract state.
+//! - [`ort_model`]: the model under onnxruntime, one session per worker.
 //! - [`cpu_quota`]: the default worker count, from the cgroup CPU limit.
 
 pub mod classify;
@@ -32,11 +36,14 @@ pub mod decode;
 pub mod error;
 pub mod metrics;
 pub mod model;
+pub mod ort_model;
 pub mod preprocess;
 pub mod request;
 pub mod routes;
+pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod tract_model;
 pub mod worker_pool;
 
 pub use config::Config;

@@ -59,6 +59,7 @@ pub struct Metrics {
     /// Sum over workers of the time spent processing requests.
     pub worker_busy_seconds: prometheus::Counter,
     model_info: IntGaugeVec,
+    runtime_info: IntGaugeVec,
     ready: IntGauge,
 }
 
@@ -77,6 +78,13 @@ impl Metrics {
             Opts::new("inference_model_info", "The model served; always 1."),
             &["model", "input_size"],
         )?;
+        let runtime_info = IntGaugeVec::new(
+            Opts::new(
+                "inference_runtime_info",
+                "The runtime that runs the model (tract or onnxruntime) and its version; always 1.",
+            ),
+            &["runtime", "version"],
+        )?;
         let ready = IntGauge::new(
             "inference_ready",
             "1 once the model is loaded and warmed up, else 0.",
@@ -88,6 +96,7 @@ impl Metrics {
         }
         Ok(Self {
             model_info: register(&registry, model_info)?,
+            runtime_info: register(&registry, runtime_info)?,
             ready: register(&registry, ready)?,
             registry,
             requests,
@@ -117,6 +126,14 @@ impl Metrics {
     pub fn set_model(&self, model: &str, input_size: u32) {
         self.model_info
             .with_label_values(&[model, &input_size.to_string()])
+            .set(1);
+    }
+
+    /// Publishes the runtime (`inference_runtime_info{runtime,version} 1`), once the model is
+    /// loaded.
+    pub fn set_runtime(&self, runtime: &str, version: &str) {
+        self.runtime_info
+            .with_label_values(&[runtime, version])
             .set(1);
     }
 

@@ -1,58 +1,88 @@
-//! The classifier: an ONNX model optimised and planned once by tract, its labels and its
-//! preprocessing.
+//! The classifier: an ONNX model under one of two runtimes (tract or onnxruntime, see
+//! `runtime.rs`), its labels and its preprocessing.
 //!
-//! Any model with one float NCHW input and one output of class logits works: the input shape is
-//! pinned to `[1, 3, input_size, input_size]` before optimisation, and the output width must equal
-//! the number of labels, which is checked at load time rather than discovered on the first
-//! request. A loaded [`Classifier`] is immutable and shared (`Arc`) by every worker, and by every
-//! replica when a local pool runs several services in one process.
+//! Any model with one float NCHW input of `[1, 3, input_size, input_size]` and one output of
+//! class logits works: the output width must equal the number of labels, which is checked at
+//! load time rather than discovered on the first request. A loaded [`Classifier`] is immutable
+//! and shared (`Arc`) by every worker, and by every replica when a local pool runs several
+//! services in one process.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use harness_core::wire::Prediction;
-use tract_onnx::prelude::*;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::ort_model::{OrtModel, OrtSession};
 use crate::preprocess::Preprocessing;
+use crate::runtime::{self, Runtime, Selection};
+use crate::tract_model::{TractModel, TractSession};
 
 /// A loaded, optimised and warmed-up image classifier.
 #[derive(Debug)]
 pub struct Classifier {
     name: String,
-    plan: Arc<TypedSimplePlan>,
+    engine: Engine,
+    runtime: Selection,
     labels: Vec<String>,
     preprocessing: Preprocessing,
     top_k: usize,
 }
 
-/// Per-worker model state: tract's execution state, kept between runs of the same plan.
+/// The model under the runtime that runs it.
+#[derive(Debug)]
+enum Engine {
+    Tract(TractModel),
+    Onnxruntime(OrtModel),
+}
+
+/// Per-worker model state, kept from one request to the next: the runtime's execution state
+/// and the logits buffer.
 #[derive(Debug, Default)]
 pub struct Session {
-    state: Option<TypedSimpleState>,
+    tract: TractSession,
+    onnxruntime: OrtSession,
+    logits: Vec<f32>,
 }
 
 impl Classifier {
-    /// Loads the model and labels named by the configuration, checks that they fit together,
-    /// and warms the model up with one run, so that the first request is not the slow one.
+    /// Picks the runtime (`--runtime`), loads the model and labels named by the configuration,
+    /// checks that they fit together, and warms the model up, so that the first request is not
+    /// the slow one.
     pub fn load(config: &Config) -> Result<Self, Error> {
         let started = Instant::now();
         let preprocessing = config.preprocessing()?;
         let labels = read_labels(&config.labels)?;
-        let plan = load_plan(&config.model, preprocessing.input_size())?;
+        let selection = runtime::select(config.runtime, config.ort_dylib_path.as_deref())?;
+        tracing::info!(
+            runtime = selection.runtime.label(),
+            version = %selection.version,
+            reason = %selection.reason,
+            "inference runtime selected"
+        );
+        let side = preprocessing.input_size();
+        let engine = match selection.runtime {
+            Runtime::Tract => Engine::Tract(TractModel::load(&config.model, side)?),
+            Runtime::Onnxruntime => Engine::Onnxruntime(OrtModel::load(
+                &config.model,
+                side,
+                config.intra_op_threads.get(),
+                config.worker_count().get(),
+            )?),
+        };
         let classifier = Self::from_parts(
             config.model_name(),
-            plan,
+            engine,
+            selection,
             labels,
             preprocessing,
             config.top_k as usize,
         )?;
-        classifier.warm_up()?;
         tracing::info!(
             model = %classifier.name,
             path = %config.model.display(),
+            runtime = classifier.runtime.runtime.label(),
             classes = classifier.labels.len(),
             input_size = classifier.preprocessing.input_size(),
             load_ms = started.elapsed().as_millis() as u64,
@@ -63,12 +93,17 @@ impl Classifier {
 
     fn from_parts(
         name: String,
-        plan: Arc<TypedSimplePlan>,
+        engine: Engine,
+        runtime: Selection,
         labels: Vec<String>,
         preprocessing: Preprocessing,
         top_k: usize,
     ) -> Result<Self, Error> {
-        let classes = output_width(&plan)?;
+        let classes = match &engine {
+            Engine::Tract(model) => model.output_width()?,
+            // onnxruntime may leave the output shape symbolic: one run on zeros tells.
+            Engine::Onnxruntime(model) => model.warm_up()?,
+        };
         if classes != labels.len() {
             return Err(Error::Model(format!(
                 "the model has {classes} output classes but the labels file has {} lines",
@@ -80,23 +115,33 @@ impl Classifier {
                 "--top-k {top_k} exceeds the model's {classes} classes"
             )));
         }
-        Ok(Self {
+        let classifier = Self {
             name,
-            plan,
+            engine,
+            runtime,
             labels,
             preprocessing,
             top_k,
-        })
+        };
+        if matches!(classifier.engine, Engine::Tract(_)) {
+            classifier.warm_up()?;
+        }
+        Ok(classifier)
     }
 
     fn warm_up(&self) -> Result<(), Error> {
         let input = vec![0.0; self.preprocessing.tensor_len()];
-        self.logits(input, &mut Session::default()).map(drop)
+        self.logits(&input, &mut Session::default()).map(drop)
     }
 
     /// The model's name in responses and metrics.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The runtime that runs the model, its version and why it was chosen.
+    pub fn runtime(&self) -> &Selection {
+        &self.runtime
     }
 
     /// Class names, in output order.
@@ -111,37 +156,32 @@ impl Classifier {
 
     /// Runs the model on one preprocessed input (`3 × side × side` values, channel-major) and
     /// returns the raw logits.
-    pub fn logits(&self, input: Vec<f32>, session: &mut Session) -> Result<Vec<f32>, Error> {
-        let side = self.preprocessing.input_size() as usize;
-        let tensor: Tensor = tract_ndarray::Array4::from_shape_vec((1, 3, side, side), input)
-            .map_err(|err| Error::unexpected("input tensor", err))?
-            .into();
-        let state = session.for_plan(&self.plan)?;
-        let outputs = state
-            .run(tvec![tensor.into()])
-            .map_err(|source| Error::ModelRun {
-                what: "model run",
-                source,
-            })?;
-        let logits = outputs
-            .first()
-            .ok_or_else(|| Error::Internal("the model returned no output".to_owned()))?
-            .try_as_plain_ram()
-            .and_then(|view| view.as_slice::<f32>().map(<[f32]>::to_vec))
-            .map_err(|source| Error::ModelRun {
-                what: "model output",
-                source,
-            })?;
-        Ok(logits)
+    pub fn logits(&self, input: &[f32], session: &mut Session) -> Result<Vec<f32>, Error> {
+        self.run(input, session)?;
+        Ok(session.logits.clone())
+    }
+
+    /// Runs the model into the session's logits buffer.
+    fn run(&self, input: &[f32], session: &mut Session) -> Result<(), Error> {
+        if input.len() != self.preprocessing.tensor_len() {
+            return Err(Error::Internal(format!(
+                "the model input has {} values, expected {}",
+                input.len(),
+                self.preprocessing.tensor_len()
+            )));
+        }
+        match &self.engine {
+            Engine::Tract(model) => model.run(input, &mut session.tract, &mut session.logits),
+            Engine::Onnxruntime(model) => {
+                model.run(input, &mut session.onnxruntime, &mut session.logits)
+            }
+        }
     }
 
     /// The top-k classes of one preprocessed input, with softmax probabilities.
-    pub fn predict(
-        &self,
-        input: Vec<f32>,
-        session: &mut Session,
-    ) -> Result<Vec<Prediction>, Error> {
-        let probabilities = softmax(&self.logits(input, session)?);
+    pub fn predict(&self, input: &[f32], session: &mut Session) -> Result<Vec<Prediction>, Error> {
+        self.run(input, session)?;
+        let probabilities = softmax(&session.logits);
         Ok(top_k(&probabilities, self.top_k)
             .into_iter()
             .map(|(class, score)| Prediction {
@@ -151,73 +191,6 @@ impl Classifier {
             })
             .collect())
     }
-}
-
-impl Session {
-    /// The execution state for `plan`, created on first use (or when the plan changes).
-    fn for_plan(&mut self, plan: &Arc<TypedSimplePlan>) -> Result<&mut TypedSimpleState, Error> {
-        let stale = self
-            .state
-            .as_ref()
-            .is_none_or(|state| !Arc::ptr_eq(state.plan(), plan));
-        if stale {
-            let state = plan.spawn().map_err(|source| Error::ModelRun {
-                what: "model state",
-                source,
-            })?;
-            self.state = Some(state);
-        }
-        self.state
-            .as_mut()
-            .ok_or_else(|| Error::Internal("model state missing".to_owned()))
-    }
-}
-
-/// Reads the ONNX file, pins its input to `[1, 3, side, side]` f32, optimises and plans it.
-fn load_plan(path: &Path, side: u32) -> Result<Arc<TypedSimplePlan>, Error> {
-    let fail = |what: &str, source: TractError| Error::ModelFile {
-        what: what.to_owned(),
-        path: path.to_owned(),
-        source,
-    };
-    let model = tract_onnx::onnx()
-        .model_for_path(path)
-        .map_err(|err| fail("cannot read", err))?;
-    let (inputs, outputs) = (model.inputs.len(), model.outputs.len());
-    if inputs != 1 || outputs != 1 {
-        return Err(Error::Model(format!(
-            "{} has {inputs} inputs and {outputs} outputs; a classifier has one of each",
-            path.display()
-        )));
-    }
-    let side = side as usize;
-    let fact = InferenceFact::dt_shape(f32::datum_type(), [1, 3, side, side]);
-    model
-        .with_input_fact(0, fact)
-        .and_then(|model| model.into_optimized())
-        .map_err(|err| {
-            fail(
-                &format!("input [1, 3, {side}, {side}] f32 does not fit"),
-                err,
-            )
-        })?
-        .into_runnable()
-        .map_err(|err| fail("cannot plan", err))
-}
-
-/// Number of classes the plan outputs: the output's volume with batch 1.
-fn output_width(plan: &TypedSimplePlan) -> Result<usize, Error> {
-    let fact = plan.model().output_fact(0).map_err(Error::ModelOutput)?;
-    let shape = fact.shape.as_concrete().ok_or_else(|| {
-        Error::Model(format!("the output shape {:?} is not concrete", fact.shape))
-    })?;
-    if fact.datum_type != f32::datum_type() || shape.first().is_some_and(|&b| b != 1) {
-        return Err(Error::Model(format!(
-            "expected f32 logits of shape [1, classes], got {:?} {shape:?}",
-            fact.datum_type
-        )));
-    }
-    Ok(shape.iter().product())
 }
 
 /// Class names, one per line; blank trailing lines are ignored.
@@ -246,8 +219,15 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 
 /// The `k` largest values with their indices, largest first; ties keep the lower index first.
 pub fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     let mut indexed: Vec<(usize, f32)> = values.iter().copied().enumerate().collect();
-    indexed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // The k best first (linear), then only those sorted: a total order, so the same result as
+    // sorting everything.
+    if k > 0 && k < indexed.len() {
+        indexed.select_nth_unstable_by(k - 1, order);
+        indexed.truncate(k);
+    }
+    indexed.sort_by(order);
     indexed.truncate(k);
     indexed
 }

@@ -134,6 +134,19 @@ impl Preprocessor {
 
     /// The model input for `image`: `[3, input_size, input_size]` values, channel-major.
     pub fn run(&mut self, spec: &Preprocessing, image: &RgbImage) -> Result<Vec<f32>, Error> {
+        let mut tensor = Vec::new();
+        self.run_into(spec, image, &mut tensor)?;
+        Ok(tensor)
+    }
+
+    /// [`Preprocessor::run`] into `tensor`, whose capacity a worker reuses from one image to
+    /// the next.
+    pub fn run_into(
+        &mut self,
+        spec: &Preprocessing,
+        image: &RgbImage,
+        tensor: &mut Vec<f32>,
+    ) -> Result<(), Error> {
         let side = spec.input_size;
         let crop = spec.source_crop(image.width(), image.height());
         let src = ImageRef::new(
@@ -152,9 +165,10 @@ impl Preprocessor {
         self.resizer
             .resize(&src, &mut dst, &options)
             .map_err(Error::Resample)?;
-        let mut tensor = vec![0.0; spec.tensor_len()];
-        spec.normalise(&self.pixels, &mut tensor);
-        Ok(tensor)
+        // Every value is overwritten by `normalise`; resizing only sets the length.
+        tensor.resize(spec.tensor_len(), 0.0);
+        spec.normalise(&self.pixels, tensor);
+        Ok(())
     }
 }
 

@@ -97,6 +97,34 @@ async fn every_service_answers_hostile_input_as_documented() {
     assert_eq!(routers.dispatcher.stats().queue_length, 2);
 }
 
+/// The inference rows again with the model under onnxruntime: the same status and code for
+/// every bad input, and for every valid but unusual photo the label tract gives the original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inference_answers_hostile_input_alike_under_onnxruntime() {
+    let test = "inference_answers_hostile_input_alike_under_onnxruntime";
+    let Some(library) = test_support::onnxruntime::library(test) else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let mut routers = Routers::new();
+    let label = classify(
+        inference::app(routers.inference.clone()),
+        photo("coffee.png"),
+    )
+    .await;
+    routers.inference = services::onnxruntime_state(&library);
+    let runtime = routers.inference.classifier().map(|c| c.runtime().runtime);
+    assert_eq!(runtime, Some(inference::runtime::Runtime::Onnxruntime));
+    let mut failures = Vec::new();
+    run_rows(&routers, inference_rows(&label), &mut failures).await;
+    assert!(
+        failures.is_empty(),
+        "{} broken promise(s) under onnxruntime:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// `GET /` on every service lists only endpoints that exist: each answers with something other
 /// than the router's own 404 or 405 (a 401 without the token, a 4xx for an empty body, a 404
 /// for an unknown run are all answers). `GET /health` answers as `/healthz` does.

@@ -6,16 +6,26 @@
 //! 2. The model alone on one thread under tract, then the same model and preprocessing under
 //!    onnxruntime (`benches/onnxruntime_baseline.py`), then tract again; the ratio uses both
 //!    tract passes, so that drift in machine load hits both sides.
+//!    With onnxruntime's library (`ORT_DYLIB_PATH`), this service's onnxruntime runtime too, on
+//!    both sides of the Python run: nothing should be lost in the binding.
 //! 3. End-to-end `POST /infer` throughput at saturation, per worker, through an in-process server
-//!    on 127.0.0.1.
+//!    on 127.0.0.1, under each runtime.
+//! 4. Head to head with the Python peer (`benches/peer_service.py`, FastAPI + Uvicorn +
+//!    onnxruntime): each server pinned to core 0 with one worker, the client on core 1.
 //!
-//! Layout: [`samples`] (timings and their printed line), [`stages`] (1 and 2, tract side),
-//! [`onnxruntime`] (2, the Python baseline), [`throughput`] (3).
+//! Layout: [`samples`] (timings and their printed line), [`stages`] (1 and 2, this service's
+//! side), [`onnxruntime`] (2, the Python baseline), [`throughput`] (3), [`peer`] and
+//! [`head_to_head`] (4).
 //!
 //! Run: `cargo bench -p inference` (`BENCH_ROUNDS`, default 5, passes over the photos;
-//! `PYTHON`, default `python3`).
+//! `PYTHON`, default `python3`, needs onnxruntime, numpy and pillow, and for [4] fastapi and
+//! uvicorn; `ORT_DYLIB_PATH` for this service's onnxruntime runtime). One command sets all up:
+//! `scripts/install-onnxruntime.sh --bench` prints the library's path and makes
+//! `.tools/bench-venv`.
 
+mod head_to_head;
 mod onnxruntime;
+mod peer;
 mod samples;
 mod stages;
 mod throughput;
@@ -88,11 +98,12 @@ fn main() -> anyhow::Result<()> {
     let cpus = inference::cpu_quota::usable_cpus().get();
     print_build(rounds, cpus);
     let started = Instant::now();
-    let classifier = Arc::new(Classifier::load(&config(&[])?)?);
+    let classifier = Arc::new(Classifier::load(&config(&["--runtime", "tract"])?)?);
     println!(
-        "model loaded, optimised and warmed up in {:.2?}",
+        "model loaded, optimised and warmed up in {:.2?} (tract)",
         started.elapsed()
     );
+    let ort = onnxruntime_classifier()?;
     let photos = photos()?;
     println!(
         "photos: {}",
@@ -103,7 +114,7 @@ fn main() -> anyhow::Result<()> {
             .join(", ")
     );
     let pre = preprocess_section(&classifier, &photos, rounds)?;
-    let tract = model_section(&classifier, &photos, &pre, rounds)?;
+    let tract = model_section(&classifier, ort.as_deref(), &photos, &pre, rounds)?;
     let pipeline = pre.decode.mean() + pre.fast.mean();
     println!(
         "  decode + preprocess = {:.0}% of tract model time (preprocess alone {:.0}%)",
@@ -111,11 +122,66 @@ fn main() -> anyhow::Result<()> {
         100.0 * pre.fast.mean() / tract.mean()
     );
     let single_thread_rate = 1000.0 / (pipeline + tract.mean());
-    throughput_section(&classifier, &photos, rounds, cpus)?;
+    println!("\n[3] end-to-end POST /infer at saturation (in-process server, 127.0.0.1)");
+    for classifier in std::iter::once(&classifier).chain(ort.as_ref()) {
+        throughput_section(classifier, &photos, rounds, cpus)?;
+    }
     println!(
-        "  reference: one thread doing decode + preprocess + model back to back = {single_thread_rate:.1} images/s"
+        "  reference: one thread doing decode + preprocess + model back to back (tract) = {single_thread_rate:.1} images/s"
     );
-    Ok(())
+    head_to_head_section(&photos, rounds, ort.is_some(), cpus)
+}
+
+/// This service's model under onnxruntime, when `ORT_DYLIB_PATH` names a library that loads.
+fn onnxruntime_classifier() -> anyhow::Result<Option<Arc<Classifier>>> {
+    let Some(library) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) else {
+        println!(
+            "onnxruntime runtime skipped: ORT_DYLIB_PATH is not set (scripts/install-onnxruntime.sh)"
+        );
+        return Ok(None);
+    };
+    let library = library.to_string_lossy().into_owned();
+    let config = config(&[
+        "--runtime",
+        "onnxruntime",
+        "--ort-dylib-path",
+        &library,
+        "--workers",
+        "1",
+    ])?;
+    let classifier = Classifier::load(&config)?;
+    println!(
+        "onnxruntime {} loaded from {library}",
+        classifier.runtime().version
+    );
+    Ok(Some(Arc::new(classifier)))
+}
+
+/// [4]: the head-to-head with the Python peer on a PNG and a JPEG photo.
+fn head_to_head_section(
+    photos: &[Photo],
+    rounds: usize,
+    with_ort: bool,
+    cpus: usize,
+) -> anyhow::Result<()> {
+    println!(
+        "\n[4] head to head, per core: each server pinned to core 0 with one worker (onnxruntime \
+         on one intra-op thread), the client on core 1"
+    );
+    if cpus < 2 {
+        println!("  skipped: needs two usable CPUs");
+        return Ok(());
+    }
+    let chosen: Vec<&Photo> = ["coffee.png", "china.jpg"]
+        .iter()
+        .filter_map(|name| photos.iter().find(|p| p.name == *name))
+        .collect();
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(head_to_head::run(&chosen, rounds, &python, with_ort))
 }
 
 /// The header: rounds, CPUs, and the build that is being measured.
@@ -156,10 +222,11 @@ fn preprocess_section(
     Ok(pre)
 }
 
-/// [2]: the model on one thread, tract on both sides of the onnxruntime run; returns tract's
-/// samples of both passes.
+/// [2]: the model on one thread, tract and this service's onnxruntime on both sides of the
+/// Python onnxruntime run; returns tract's samples of both passes.
 fn model_section(
     classifier: &Classifier,
+    ort: Option<&Classifier>,
     photos: &[Photo],
     pre: &PreprocessTimes,
     rounds: usize,
@@ -167,13 +234,30 @@ fn model_section(
     println!("\n[2] model only (one thread), tract vs onnxruntime");
     let (tract_a, top1) = stages::bench_model(classifier, &pre.inputs, rounds)?;
     tract_a.row("tract, pass 1");
-    let ort = onnxruntime::onnxruntime(photos, rounds);
+    let rust_ort_a = ort
+        .map(|c| stages::bench_model(c, &pre.inputs, rounds))
+        .transpose()?;
+    let python = onnxruntime::onnxruntime(photos, rounds);
+    let rust_ort_b = ort
+        .map(|c| stages::bench_model(c, &pre.inputs, rounds))
+        .transpose()?;
     let (tract_b, _) = stages::bench_model(classifier, &pre.inputs, rounds)?;
     tract_b.row("tract, pass 2 (after onnxruntime)");
     let tract = tract_a.merged(&tract_b);
     tract.row("tract, both passes");
-    match &ort {
-        Ok(report) => onnxruntime::print_comparison(report, &tract, photos, &top1),
+    let rust_ort = rust_ort_a
+        .zip(rust_ort_b)
+        .map(|((a, _), (b, _))| a.merged(&b));
+    if let Some(samples) = &rust_ort {
+        samples.row("onnxruntime in this service, both passes");
+    }
+    match &python {
+        Ok(report) => {
+            onnxruntime::print_comparison(report, &tract, photos, &top1);
+            if let Some(samples) = &rust_ort {
+                onnxruntime::print_binding(report, samples);
+            }
+        }
         Err(err) => println!("  onnxruntime baseline skipped: {err:#}"),
     }
     Ok(tract)
@@ -186,7 +270,6 @@ fn throughput_section(
     rounds: usize,
     cpus: usize,
 ) -> anyhow::Result<()> {
-    println!("\n[3] end-to-end POST /infer at saturation (in-process server, 127.0.0.1)");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,7 +287,8 @@ fn throughput_section(
             requests,
         ))?;
         println!(
-            "  workers {}: {} requests, {:.1} req/s, {:.1} req/s per worker ({:.1} ms/request/worker), {} failed",
+            "  {} workers {}: {} requests, {:.1} req/s, {:.1} req/s per worker ({:.1} ms/request/worker), {} failed",
+            classifier.runtime().runtime.label(),
             t.workers,
             t.requests,
             t.per_second,

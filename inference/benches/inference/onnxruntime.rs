@@ -62,6 +62,18 @@ pub fn print_comparison(report: &Value, tract: &Samples, photos: &[Photo], top1:
     print_top1(report, photos, top1);
 }
 
+/// This service's onnxruntime against Python's, same library, same thread count: the cost of
+/// each binding (goal: within 1.03x).
+pub fn print_binding(report: &Value, rust: &Samples) {
+    let ms = |stat: &str| report["modelMs"][stat].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  onnxruntime, this service / Python: {:.3}x (means), {:.3}x (medians), {:.3}x (minimums)",
+        rust.mean() / ms("mean"),
+        rust.median() / ms("median"),
+        rust.min() / ms("min")
+    );
+}
+
 /// Top-1 agreement, then each photo's top-1 under both runtimes.
 fn print_top1(report: &Value, photos: &[Photo], top1: &[(String, f32)]) {
     let agree = photos

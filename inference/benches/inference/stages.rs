@@ -88,7 +88,7 @@ pub fn bench_model(
         for input in inputs {
             let input = input.clone();
             let mut once = Samples::default();
-            let predictions = once.time(|| classifier.predict(input, &mut session))?;
+            let predictions = once.time(|| classifier.predict(&input, &mut session))?;
             if round == 0 {
                 let best = &predictions[0];
                 top1.push((best.label.clone(), best.score));

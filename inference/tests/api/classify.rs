@@ -112,7 +112,7 @@ async fn all_class_probabilities_sum_to_one() {
     let input = Preprocessor::new()
         .run(classifier.preprocessing(), &image)
         .unwrap();
-    let logits = classifier.logits(input, &mut Default::default()).unwrap();
+    let logits = classifier.logits(&input, &mut Default::default()).unwrap();
     assert_eq!(logits.len(), classifier.labels().len());
     let total: f32 = softmax(&logits).iter().sum();
     assert!((total - 1.0).abs() < 1e-4, "{total}");

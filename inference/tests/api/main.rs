@@ -9,5 +9,6 @@ mod classify;
 mod metrics;
 mod metrics_text;
 mod overload;
+mod runtimes;
 mod server;
 mod support;

@@ -35,11 +35,14 @@ pub fn config(extra: &[&str]) -> Config {
     Config::try_parse_from(args).expect("test config parses")
 }
 
-/// The real classifier, loaded once and shared by every test of this binary.
+/// The real classifier under tract (whatever the environment offers, so that these tests mean
+/// the same everywhere), loaded once and shared by every test of this binary. `runtimes.rs`
+/// runs onnxruntime.
 pub fn classifier() -> Arc<Classifier> {
     static CLASSIFIER: OnceLock<Arc<Classifier>> = OnceLock::new();
     Arc::clone(CLASSIFIER.get_or_init(|| {
-        Arc::new(Classifier::load(&config(&[])).expect("the repository's model loads"))
+        let config = config(&["--runtime", "tract"]);
+        Arc::new(Classifier::load(&config).expect("the repository's model loads"))
     }))
 }
 
@@ -47,7 +50,10 @@ pub fn classifier() -> Arc<Classifier> {
 /// preprocessing flags call for another.
 pub fn ready_state(extra: &[&str]) -> AppState {
     let config = config(extra);
-    let classifier = if extra.iter().any(|f| f.starts_with("--top-k")) {
+    let classifier = if extra
+        .iter()
+        .any(|f| f.starts_with("--top-k") || f.starts_with("--runtime"))
+    {
         Arc::new(Classifier::load(&config).expect("model loads"))
     } else {
         classifier()

@@ -52,7 +52,8 @@ pub fn classifier() -> Arc<inference::Classifier> {
     }))
 }
 
-/// Every service's defaults, with the repository's files and the tokens set.
+/// Every service's defaults, with the repository's files and the tokens set. Inference runs
+/// tract whatever the machine offers; [`onnxruntime_state`] runs the other runtime.
 pub fn inference_config() -> inference::Config {
     inference::Config::try_parse_from([
         "inference".into(),
@@ -60,8 +61,20 @@ pub fn inference_config() -> inference::Config {
         repo("inference/model/efficientnet-lite0.onnx"),
         "--labels".into(),
         repo("inference/model/imagenet-labels.txt"),
-    ] as [std::path::PathBuf; 5])
+        "--runtime".into(),
+        "tract".into(),
+    ] as [std::path::PathBuf; 7])
     .expect("inference flags")
+}
+
+/// A ready inference state with the real model under onnxruntime, from `library`.
+pub fn onnxruntime_state(library: &std::path::Path) -> inference::AppState {
+    let mut config = inference_config();
+    config.runtime = inference::runtime::RuntimeChoice::Onnxruntime;
+    config.ort_dylib_path = Some(library.to_owned());
+    let classifier =
+        inference::Classifier::load(&config).expect("the model loads under onnxruntime");
+    inference::AppState::with_classifier(&config, Arc::new(classifier)).expect("inference state")
 }
 
 pub fn dispatcher_config() -> dispatcher::Config {
