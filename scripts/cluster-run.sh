@@ -38,6 +38,11 @@ if [[ "$(id -u)" != 0 ]]; then
   exit 2
 fi
 
+# The inference image ships the onnxruntime library from the pinned PyPI wheel; the pods get the
+# same wheel's library (installed once into .tools).
+ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(scripts/install-onnxruntime.sh)}"
+export ORT_DYLIB_PATH
+
 clusterrun() { PYTHONPATH="$ROOT/deploy/checks" "$PYTHON" -m clusterrun "$@"; }
 trap 'clusterrun cleanup' EXIT
 clusterrun run --bin-dir "$BIN_DIR" --tools "$TOOLS/bin" "$@"

@@ -76,6 +76,13 @@ UNVERIFIABLE = [
 ]
 
 
+def stage_dirs() -> dict[str, Path]:
+    """Local folders that hold what the Dockerfile's other build stages make: the onnxruntime
+    library, installed from the same pinned wheel (ORT_DYLIB_PATH, scripts/install-onnxruntime.sh)."""
+    library = os.environ.get("ORT_DYLIB_PATH")
+    return {"onnxruntime": Path(library).resolve().parent} if library else {}
+
+
 class Results:
     """Checks counted for the closing line; a control's inner checks print as what they are."""
 
@@ -268,7 +275,8 @@ def main() -> int:
         os.chmod(work, 0o755)
         setup = Setup(root=ROOT, bin_dir=bin_dir, work=work, stub_chart=stub_chart(work),
                       helm=str(args.tools / "helm"), kubectl=str(args.tools / "kubectl"),
-                      images=load_images(ROOT / "Dockerfile", ROOT, bin_dir), mount_points=mount_points,
+                      images=load_images(ROOT / "Dockerfile", ROOT, bin_dir, stage_dirs()),
+                      mount_points=mount_points,
                       max_images=args.max_images, check=results.check, log=log)
         readme = README.read_text()
         try:

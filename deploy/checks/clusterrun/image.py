@@ -1,13 +1,16 @@
 """What each image of the root Dockerfile holds, read from the Dockerfile itself.
 
 A runtime stage gives its ENV, WORKDIR, USER, ENTRYPOINT, CMD and the files it COPYs. The
-cluster-free run lays those files out from the repository (and the binaries from the build
-directory) at the same paths, so a pod sees what the image would give it.
+cluster-free run lays those files out from the repository (the binaries from the build
+directory, and what another build stage makes from a local folder holding the same thing, such
+as the onnxruntime library installed from the same pinned wheel) at the same paths, so a pod
+sees what the image would give it. `${NAME}` in ENV values takes the Dockerfile's ARG defaults.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +86,20 @@ def parse_env(value: str) -> dict[str, str]:
     return dict(word.split("=", 1) for word in words)
 
 
-def copy_files(stage: str, value: str, root: Path, bin_dir: Path) -> list[ImageFile]:
+def substitute(value: str, args: dict[str, str]) -> str:
+    """`${NAME}` and `$NAME` replaced by the ARG values in scope; an unknown name is an error."""
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in args:
+            raise DockerfileError(f"${{{name}}} has no ARG value in scope")
+        return args[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", one, value)
+
+
+def copy_files(
+    stage: str, value: str, root: Path, bin_dir: Path, stage_dirs: dict[str, Path]
+) -> list[ImageFile]:
     words = shlex.split(value)
     options = {w.split("=", 1)[0]: w.split("=", 1)[-1] for w in words if w.startswith("--")}
     paths = [w for w in words if not w.startswith("--")]
@@ -96,6 +112,14 @@ def copy_files(stage: str, value: str, root: Path, bin_dir: Path) -> list[ImageF
             binary = bin_dir / source.removeprefix(BUILD_BIN_DIR)
             target = dest if not dest.endswith("/") else dest + binary.name
             files.append(ImageFile(target, binary, is_dir=False, owner=owner))
+        elif from_stage in stage_dirs:
+            files.append(ImageFile(dest.rstrip("/"), stage_dirs[from_stage], is_dir=True, owner=owner))
+        elif from_stage and from_stage != "build":
+            raise DockerfileError(
+                f"stage {stage}: COPY --from={from_stage} {source}: no local folder stands in for "
+                f"that stage's output (for onnxruntime: export ORT_DYLIB_PATH, see "
+                f"scripts/install-onnxruntime.sh)"
+            )
         elif from_stage:
             files.append(ImageFile(dest.rstrip("/") or "/", None, is_dir=True, owner=owner))
         else:
@@ -110,12 +134,28 @@ def copy_files(stage: str, value: str, root: Path, bin_dir: Path) -> list[ImageF
     return files
 
 
-def load_images(dockerfile: Path, root: Path, bin_dir: Path) -> dict[str, Image]:
-    """Every named stage built on the runtime base image, by target name."""
+def load_images(
+    dockerfile: Path, root: Path, bin_dir: Path, stage_dirs: dict[str, Path] | None = None
+) -> dict[str, Image]:
+    """Every named stage built on the runtime base image, by target name. `stage_dirs` gives,
+    for a build stage a runtime stage copies from, the local folder that holds its output."""
+    stage_dirs = stage_dirs or {}
     images: dict[str, Image] = {}
     current: Image | None = None
+    global_args: dict[str, str] = {}
+    stage_args: dict[str, str] = {}
+    seen_from = False
     for keyword, value in instructions(dockerfile.read_text()):
+        if keyword == "ARG":
+            name, _, default = value.partition("=")
+            if not seen_from:
+                global_args[name] = default
+            else:
+                stage_args[name] = default or global_args.get(name, "")
+            continue
         if keyword == "FROM":
+            seen_from = True
+            stage_args = {}
             words = value.split()
             runtime = words[0] == "${RUNTIME_IMAGE}" and len(words) == 3 and words[1].upper() == "AS"
             current = Image(target=words[2]) if runtime else None
@@ -124,7 +164,8 @@ def load_images(dockerfile: Path, root: Path, bin_dir: Path) -> dict[str, Image]
         elif current is None:
             continue
         elif keyword == "ENV":
-            current.env.update(parse_env(value))
+            env = parse_env(value)
+            current.env.update({k: substitute(v, stage_args) for k, v in env.items()})
         elif keyword == "WORKDIR":
             current.workdir = value
         elif keyword == "USER":
@@ -135,7 +176,7 @@ def load_images(dockerfile: Path, root: Path, bin_dir: Path) -> dict[str, Image]
         elif keyword == "CMD":
             current.cmd = exec_form(current.target, keyword, value)
         elif keyword == "COPY":
-            current.files.extend(copy_files(current.target, value, root, bin_dir))
+            current.files.extend(copy_files(current.target, value, root, bin_dir, stage_dirs))
     return images
 
 

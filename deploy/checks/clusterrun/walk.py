@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import subprocess
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from .sandbox import MountPoints
 from .walkthrough import (Forward, UserMachine, WalkthroughError, blocks, check_report, commands,
                           rendered_secrets, forward_addresses, kubectl_namespace, report_stats,
                           secret_lookup, summary)
-from .workload import RenderError
+from .workload import ContainerPlan, RenderError
 
 CHART_PATH = "helm/inference-metrics"
 USER_MACHINE = "user-machine"
@@ -163,6 +164,13 @@ class Walk:
                                  f"{container.gid}{', no new privileges' * container.no_new_privileges}"
                                  f"{', no capabilities' * container.drop_all_capabilities}"
                                  f"{', read-only /' * container.read_only_root}", not problems, "; ".join(problems))
+            for container in run.pod.containers:
+                wanted = container.env.get("INFERENCE_RUNTIME")
+                if wanted:
+                    found = inference_runtime(run.pod.ip, container)
+                    self.setup.check(f"{self.name}: {run.pod.name}/{container.name} runs the runtime "
+                                     f"its environment names ({wanted})", found == wanted,
+                                     f"inference_runtime_info says {found!r}")
         for line in self.cluster.service_table():
             self.setup.log("      " + line)
         if self.on_started:
@@ -321,3 +329,17 @@ class Walk:
                                           lambda p=process: p.poll() is None)
                     self.setup.check(f"{self.name}: still live: {result.pod}/{result.container}",
                                      result.ok, result.detail)
+
+
+def inference_runtime(ip: str, container: ContainerPlan) -> str | None:
+    """The `runtime` label of the inference container's `inference_runtime_info` metric."""
+    port = next((p.container_port for p in container.ports), None)
+    if port is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError as e:
+        return f"unreachable: {e}"
+    match = re.search(r'^inference_runtime_info\{[^}]*runtime="([^"]+)"', text, re.MULTILINE)
+    return match.group(1) if match else None
