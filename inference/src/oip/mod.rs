@@ -20,13 +20,13 @@ pub mod metadata;
 pub mod outputs;
 
 use axum::Json;
+use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use axum::Router;
 use harness_core::api_error::ApiErrorBody;
 use harness_core::oip::{ErrorBody, ModelMetadata, ServerMetadata};
 use serde::Deserialize;
@@ -43,7 +43,10 @@ pub fn router(infer: MethodRouter<AppState>) -> Router<AppState> {
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready));
-    for base in ["/v2/models/{model}", "/v2/models/{model}/versions/{version}"] {
+    for base in [
+        "/v2/models/{model}",
+        "/v2/models/{model}/versions/{version}",
+    ] {
         router = router
             .route(base, get(model_metadata))
             .route(&format!("{base}/ready"), get(model_ready))
@@ -62,7 +65,10 @@ pub struct ModelPath {
 
 impl ModelPath {
     /// The classifier this path names: 503 before it is loaded, 404 for another name or version.
-    pub fn resolve<'s>(&self, state: &'s AppState) -> Result<&'s std::sync::Arc<Classifier>, Error> {
+    pub fn resolve<'s>(
+        &self,
+        state: &'s AppState,
+    ) -> Result<&'s std::sync::Arc<Classifier>, Error> {
         let classifier = state.classifier().ok_or(Error::NotReady)?;
         if self.model != classifier.name() {
             return Err(Error::UnknownModel(self.model.clone()));
