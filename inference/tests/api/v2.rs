@@ -217,3 +217,45 @@ async fn refusals_use_the_v2_shape_and_are_counted() {
     let reply = send(&app, crate::support::post_infer("application/json", "{")).await;
     assert_eq!(reply.code(), "invalid_json");
 }
+
+#[tokio::test]
+async fn a_full_pool_is_a_503_with_retry_after_in_the_v2_shape() {
+    let state = ready_state(&["--workers", "1", "--queue-capacity", "0"]);
+    let app = inference::app(state.clone());
+    let metrics = state.metrics().clone();
+    let release = crate::support::hold_workers(&state);
+    crate::support::eventually("the worker is busy", || metrics.in_flight.get() == 1).await;
+    let request = InferenceRequest::new(vec![Tensor::bytes_base64(
+        "image",
+        vec![encode(&photo("coffee.png"))],
+    )]);
+    let body = serde_json::to_value(&request).unwrap();
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        send(
+            &app,
+            post_json("/v2/models/efficientnet-lite0/infer", &body),
+        ),
+    )
+    .await
+    .expect("refused at once, not queued");
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    assert!(
+        reply.json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("overloaded")
+    );
+    drop(release);
+    assert!(
+        metrics
+            .render()
+            .contains("inference_v2_requests_total{outcome=\"overloaded\"} 1")
+    );
+}
