@@ -5,7 +5,9 @@
 //! layers below, a request timeout, load shedding and a concurrency limit. `/metrics` and the
 //! probes stay outside those limits: an overloaded replica must still be observable, and must
 //! not be killed by its liveness probe. Every response that is not a success, axum's own 404 and
-//! 405 included, carries the project's error body.
+//! 405 included, carries the project's error body; on `/v2` paths, `oip::error_shape` turns it
+//! into the protocol's `{"error":"message"}`. `POST /v2/models/{m}/infer` has the same layers as
+//! `/infer`, with limits and metrics of its own.
 
 use std::time::{Duration, Instant};
 

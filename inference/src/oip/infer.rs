@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
@@ -21,10 +20,12 @@ use harness_core::oip::{Datatype, HEADER_CONTENT_LENGTH, InferenceRequest, Tenso
 use super::ModelPath;
 use super::metadata::{IMAGE_INPUT, MAX_BATCH};
 use super::outputs::{self, Batch};
+use crate::classify::keep;
 use crate::decode::{self, DecodeLimits};
 use crate::error::Error;
 use crate::metrics::{Metrics, Stage};
 use crate::model::Classifier;
+use crate::request::buffered_body;
 use crate::state::{AppState, Workspace};
 
 /// A buffered v2 body and its `Inference-Header-Content-Length`, if any.
@@ -39,23 +40,7 @@ impl FromRequest<AppState> for V2Body {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let header_length = header_length(req.headers())?;
-        let limit = state.max_body_bytes();
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return Err(Error::PayloadTooLarge { limit });
-        }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    Error::PayloadTooLarge { limit }
-                }
-                other => Error::BodyRead(other),
-            })?;
+        let bytes = buffered_body(req, state).await?;
         if bytes.is_empty() {
             return Err(Error::EmptyBody);
         }
@@ -191,7 +176,7 @@ fn images(
         workspace
             .preprocessor
             .run_into(preprocessing, &image, &mut workspace.input)?;
-        workspace.pixels = image.into_raw();
+        workspace.pixels = keep(image.into_raw());
         let started = lap(context.metrics, Stage::Preprocess, started);
         run_model(context, workspace, &mut logits)?;
         lap(context.metrics, Stage::Model, started);
