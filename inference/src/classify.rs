@@ -87,7 +87,7 @@ fn on_worker(
 /// larger one, from a rare huge image, is freed rather than held by an idle worker.
 const KEEP_BYTES: usize = 36 * 1024 * 1024;
 
-fn keep(buffer: Vec<u8>) -> Vec<u8> {
+pub fn keep(buffer: Vec<u8>) -> Vec<u8> {
     if buffer.capacity() <= KEEP_BYTES {
         buffer
     } else {

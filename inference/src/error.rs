@@ -56,6 +56,16 @@ pub enum Error {
     /// The connection failed while the body was being received.
     #[error("cannot read the request body: {0}")]
     BodyRead(#[source] BytesRejection),
+    /// A v2 body that the Open Inference Protocol codec refused (JSON, shape, binary sizes).
+    #[error("{0}")]
+    InferenceBody(#[source] harness_core::oip::CodecError),
+    /// A well-formed v2 request that this model cannot answer (input name, datatype, shape,
+    /// batch size, requested outputs).
+    #[error("{0}")]
+    InferenceRequest(String),
+    /// A v2 path naming a model or version this instance does not serve.
+    #[error("unknown model {0:?}")]
+    UnknownModel(String),
     /// The bytes are not in a supported image format.
     #[error("not a supported image: expected JPEG, PNG, WebP, GIF or BMP")]
     NotAnImage,
@@ -191,6 +201,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::BodyRead(_) => "body_read_failed",
+            Error::InferenceBody(_) | Error::InferenceRequest(_) => "invalid_inference_request",
+            Error::UnknownModel(_) => "model_not_found",
             Error::NotAnImage => "not_an_image",
             Error::InvalidImage(_)
             | Error::Decode(_)
@@ -219,9 +231,13 @@ impl Error {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::EmptyBody | Error::InvalidJson(_) | Error::Payload(_) | Error::BodyRead(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::EmptyBody
+            | Error::InvalidJson(_)
+            | Error::Payload(_)
+            | Error::BodyRead(_)
+            | Error::InferenceBody(_)
+            | Error::InferenceRequest(_) => StatusCode::BAD_REQUEST,
+            Error::UnknownModel(_) => StatusCode::NOT_FOUND,
             Error::InvalidRequest(_)
             | Error::MissingField(_)
             | Error::UnknownField(_)

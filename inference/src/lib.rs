@@ -1,6 +1,6 @@
 //! An HTTP image classifier on tract or onnxruntime: `POST /infer` takes a photo (base64 JSON or
 //! the raw file) and answers the top-k ImageNet classes with their probabilities and where the
-//! time went.
+//! time went. The same model is also served over the Open Inference Protocol (`/v2/...`).
 //!
 //! The model is loaded, optimised and warmed up once; `/readyz` turns 200 only then. Every
 //! CPU-bound step (body parsing, image decoding, resizing, the model) runs on a fixed pool of
@@ -20,6 +20,9 @@
 //! - [`metrics`]: the Prometheus registry of one instance.
 //! - [`request`]: the `/infer` body (JSON or raw image) and its validation.
 //! - [`classify`]: one `/infer` request on a worker: decode, preprocess, model, stage times.
+//! - [`oip`]: the Open Inference Protocol (KServe v2) beside `/infer`: metadata, readiness,
+//!   inference with JSON, base64 and binary tensors, the classification extension.
+//! - [`signature`]: the model's inputs and outputs as its ONNX graph declares them.
 //! - [`worker_pool`]: the bounded pool of blocking workers.
 //! - [`decode`]: image bytes to RGB8 with decoder limits (decompression bombs).
 //! - [`preprocess`]: resize, centre-crop and normalise into the model input.
@@ -36,12 +39,14 @@ pub mod decode;
 pub mod error;
 pub mod metrics;
 pub mod model;
+pub mod oip;
 pub mod ort_model;
 pub mod preprocess;
 pub mod request;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod signature;
 pub mod state;
 pub mod tract_model;
 pub mod worker_pool;

@@ -43,6 +43,16 @@ impl Stage {
     }
 }
 
+/// The HTTP protocol a classification request came by; each has its own request metrics, so
+/// that `inference_requests_total` keeps meaning `/infer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /infer`.
+    Infer,
+    /// `POST /v2/models/{m}/infer` (and its versioned path).
+    OpenInference,
+}
+
 /// The metrics of one instance.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -50,6 +60,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_duration: Histogram,
     stage_duration: HistogramVec,
+    v2_requests: IntCounterVec,
+    v2_request_duration: Histogram,
     /// Requests being processed by a worker.
     pub in_flight: IntGauge,
     /// Requests waiting for a worker.
@@ -74,6 +86,7 @@ impl Metrics {
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let (requests, request_duration, stage_duration) = request_metrics(&registry)?;
         let (in_flight, queue_depth, workers, worker_busy_seconds) = pool_metrics(&registry)?;
+        let (v2_requests, v2_request_duration) = v2_request_metrics(&registry)?;
         let model_info = IntGaugeVec::new(
             Opts::new("inference_model_info", "The model served; always 1."),
             &["model", "input_size"],
@@ -91,6 +104,7 @@ impl Metrics {
         )?;
         // Series exist from the start, so rate() has a baseline before the first request.
         requests.with_label_values(&["ok"]);
+        v2_requests.with_label_values(&["ok"]);
         for stage in [Stage::Decode, Stage::Preprocess, Stage::Model] {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -102,6 +116,8 @@ impl Metrics {
             requests,
             request_duration,
             stage_duration,
+            v2_requests,
+            v2_request_duration,
             in_flight,
             queue_depth,
             workers,
@@ -113,6 +129,17 @@ impl Metrics {
     pub fn observe_request(&self, outcome: &str, seconds: f64) {
         self.requests.with_label_values(&[outcome]).inc();
         self.request_duration.observe(seconds);
+    }
+
+    /// Counts one finished classification request of `protocol` and its duration.
+    pub fn observe(&self, protocol: Protocol, outcome: &str, seconds: f64) {
+        match protocol {
+            Protocol::Infer => self.observe_request(outcome, seconds),
+            Protocol::OpenInference => {
+                self.v2_requests.with_label_values(&[outcome]).inc();
+                self.v2_request_duration.observe(seconds);
+            }
+        }
     }
 
     /// Records the time of one pipeline stage.
@@ -190,6 +217,26 @@ fn request_metrics(
         register(registry, request_duration)?,
         register(registry, stage_duration)?,
     ))
+}
+
+/// The Open Inference Protocol's request metrics: outcomes and durations of its inferences.
+fn v2_request_metrics(registry: &Registry) -> prometheus::Result<(IntCounterVec, Histogram)> {
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "inference_v2_requests_total",
+            "Inference requests of the Open Inference Protocol (POST /v2/models/{m}/infer) by \
+             outcome: ok or the error code.",
+        ),
+        &["outcome"],
+    )?;
+    let duration = Histogram::with_opts(
+        HistogramOpts::new(
+            "inference_v2_request_duration_seconds",
+            "Time to answer a v2 inference request, queueing included.",
+        )
+        .buckets(REQUEST_BUCKETS.to_vec()),
+    )?;
+    Ok((register(registry, requests)?, register(registry, duration)?))
 }
 
 /// The worker pool's gauges and busy-time counter (the pool updates them itself).

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::ort_model::{OrtModel, OrtSession};
 use crate::preprocess::Preprocessing;
 use crate::runtime::{self, Runtime, Selection};
+use crate::signature::Signature;
 use crate::tract_model::{TractModel, TractSession};
 
 /// A loaded, optimised and warmed-up image classifier.
@@ -25,6 +26,7 @@ pub struct Classifier {
     name: String,
     engine: Engine,
     runtime: Selection,
+    signature: Signature,
     labels: Vec<String>,
     preprocessing: Preprocessing,
     top_k: usize,
@@ -54,6 +56,7 @@ impl Classifier {
         let started = Instant::now();
         let preprocessing = config.preprocessing()?;
         let labels = read_labels(&config.labels)?;
+        let signature = Signature::read(&config.model)?;
         let selection = runtime::select(config.runtime, config.ort_dylib_path.as_deref())?;
         tracing::info!(
             runtime = selection.runtime.label(),
@@ -75,6 +78,7 @@ impl Classifier {
             config.model_name(),
             engine,
             selection,
+            signature,
             labels,
             preprocessing,
             config.top_k as usize,
@@ -95,6 +99,7 @@ impl Classifier {
         name: String,
         engine: Engine,
         runtime: Selection,
+        signature: Signature,
         labels: Vec<String>,
         preprocessing: Preprocessing,
         top_k: usize,
@@ -119,6 +124,7 @@ impl Classifier {
             name,
             engine,
             runtime,
+            signature,
             labels,
             preprocessing,
             top_k,
@@ -142,6 +148,11 @@ impl Classifier {
     /// The runtime that runs the model, its version and why it was chosen.
     pub fn runtime(&self) -> &Selection {
         &self.runtime
+    }
+
+    /// The inputs and outputs the ONNX graph declares.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
     }
 
     /// Class names, in output order.

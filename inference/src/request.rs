@@ -41,30 +41,36 @@ impl FromRequest<AppState> for InferBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let kind = body_kind(req.headers().get(header::CONTENT_TYPE))?;
-        let limit = state.max_body_bytes();
-        // Refuse a declared oversize body before reading any of it.
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return Err(Error::PayloadTooLarge { limit });
-        }
-        // `DefaultBodyLimit` (set by the router to the same limit) caps chunked bodies.
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    Error::PayloadTooLarge { limit }
-                }
-                other => Error::BodyRead(other),
-            })?;
+        let bytes = buffered_body(req, state).await?;
         if bytes.is_empty() {
             return Err(Error::EmptyBody);
         }
         Ok(Self { kind, bytes })
     }
+}
+
+/// Buffers a request body within `--max-body-bytes`: a declared oversize body is refused before
+/// any of it is read, a streamed one as soon as it passes the limit (413 either way). Shared by
+/// `/infer` and the v2 inference.
+pub async fn buffered_body(req: Request, state: &AppState) -> Result<Bytes, Error> {
+    let limit = state.max_body_bytes();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Error::PayloadTooLarge { limit });
+    }
+    // `DefaultBodyLimit` (set by the router to the same limit) caps chunked bodies.
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                Error::PayloadTooLarge { limit }
+            }
+            other => Error::BodyRead(other),
+        })
 }
 
 fn body_kind(content_type: Option<&header::HeaderValue>) -> Result<BodyKind, Error> {

@@ -1,10 +1,13 @@
-//! The HTTP surface: `POST /infer`, `GET /metrics`, `GET /healthz`, `GET /readyz`.
+//! The HTTP surface: `POST /infer`, `GET /metrics`, `GET /healthz`, `GET /readyz`, and the v2
+//! routes of `oip` (registered here, served there).
 //!
 //! `/infer` is wrapped, outermost first, in: outcome metrics, the error mapping of the tower
 //! layers below, a request timeout, load shedding and a concurrency limit. `/metrics` and the
 //! probes stay outside those limits: an overloaded replica must still be observable, and must
 //! not be killed by its liveness probe. Every response that is not a success, axum's own 404 and
-//! 405 included, carries the project's error body.
+//! 405 included, carries the project's error body; on `/v2` paths, `oip::error_shape` turns it
+//! into the protocol's `{"error":"message"}`. `POST /v2/models/{m}/infer` has the same layers as
+//! `/infer`, with limits and metrics of its own.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +15,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{BoxError, Json, Router};
 use harness_core::api_error::ErrorDetail;
 use harness_core::http::{
@@ -25,6 +28,8 @@ use tower::ServiceBuilder;
 
 use crate::classify::classify;
 use crate::error::Error;
+use crate::metrics::Protocol;
+use crate::oip;
 use crate::request::InferBody;
 use crate::state::AppState;
 
@@ -45,27 +50,51 @@ const INDEX: Index = Index {
             path: "/readyz",
             about: "readiness: 200 once the model is loaded and warmed up",
         },
+        Endpoint {
+            method: "GET",
+            path: "/v2",
+            about: "Open Inference Protocol (KServe v2): server name, version, extensions",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/v2/health/live",
+            about: "v2 liveness",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/v2/health/ready",
+            about: "v2 readiness: 200 once the model is loaded and warmed up",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/v2/models/{model}",
+            about: "v2 model metadata: inputs and outputs (each model path also under /versions/1)",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/v2/models/{model}/ready",
+            about: "v2 model readiness",
+        },
+        Endpoint {
+            method: "GET",
+            path: "/v2/models/{model}/config",
+            about: "the model configuration in Triton's form (max_batch_size, dims)",
+        },
+        Endpoint {
+            method: "POST",
+            path: "/v2/models/{model}/infer",
+            about: "v2 inference: `image` BYTES [N] or the preprocessed input; JSON, base64 or binary",
+        },
     ],
 };
 
 /// The service's router, ready to serve (tests call it with `oneshot`).
 pub fn app(state: AppState) -> Router {
-    let timeout = state.request_timeout();
-    let infer_route = post(infer).layer(
-        ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(
-                state.clone(),
-                record_outcome,
-            ))
-            .layer(HandleErrorLayer::new(move |err: BoxError| async move {
-                tower_error(err, timeout)
-            }))
-            .timeout(timeout)
-            .load_shed()
-            .concurrency_limit(state.concurrency_limit()),
-    );
+    let infer_route = limited(&state, Protocol::Infer, post(infer));
+    let v2_infer_route = limited(&state, Protocol::OpenInference, post(oip::infer::infer));
     Router::new()
         .route("/infer", infer_route)
+        .merge(oip::router(v2_infer_route))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/health", get(healthz))
@@ -74,9 +103,34 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes()))
+        .layer(middleware::from_fn(oip::error_shape))
         .layer(panic_guard())
         .layer(trace_layer())
         .with_state(state)
+}
+
+/// A classification route wrapped, outermost first, in: outcome metrics of its `protocol`, the
+/// error mapping of the tower layers below, a request timeout, load shedding and a concurrency
+/// limit (one limit per route).
+fn limited(
+    state: &AppState,
+    protocol: Protocol,
+    route: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    let timeout = state.request_timeout();
+    route.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(
+                (state.clone(), protocol),
+                record_outcome,
+            ))
+            .layer(HandleErrorLayer::new(move |err: BoxError| async move {
+                tower_error(err, timeout)
+            }))
+            .timeout(timeout)
+            .load_shed()
+            .concurrency_limit(state.concurrency_limit()),
+    )
 }
 
 async fn infer(
@@ -86,8 +140,13 @@ async fn infer(
     Ok(Json(classify(&state, body).await?))
 }
 
-/// Counts every `/infer` response by outcome (`ok` or the error code) and times it.
-async fn record_outcome(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Counts every classification response by protocol and outcome (`ok` or the error code) and
+/// times it.
+async fn record_outcome(
+    State((state, protocol)): State<(AppState, Protocol)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let outcome = match response.extensions().get::<ErrorDetail>() {
@@ -97,7 +156,7 @@ async fn record_outcome(State(state): State<AppState>, req: Request, next: Next)
     };
     state
         .metrics()
-        .observe_request(outcome, started.elapsed().as_secs_f64());
+        .observe(protocol, outcome, started.elapsed().as_secs_f64());
     response
 }
 

@@ -25,6 +25,8 @@ mod raw_http;
 mod services;
 #[path = "hostile_input/table.rs"]
 mod table;
+#[path = "hostile_input/table_v2.rs"]
+mod table_v2;
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,7 @@ use services::{Routers, Servers, Service};
 use table::{
     autoscaler_rows, dispatcher_rows, image_json, inference_rows, load_tester_rows, post, refused,
 };
+use table_v2::{inference_v2_rows, v2_base64, v2_binary};
 
 /// The tests of this file one at a time: the bomb test's memory measurement covers the whole
 /// process, and several 50 MB bodies at once would only measure the test itself.
@@ -81,6 +84,7 @@ async fn every_service_answers_hostile_input_as_documented() {
     let mut failures = Vec::new();
     for rows in [
         inference_rows(&label),
+        inference_v2_rows(&label),
         dispatcher_rows(),
         load_tester_rows(),
         autoscaler_rows(),
@@ -117,6 +121,7 @@ async fn inference_answers_hostile_input_alike_under_onnxruntime() {
     assert_eq!(runtime, Some(inference::runtime::Runtime::Onnxruntime));
     let mut failures = Vec::new();
     run_rows(&routers, inference_rows(&label), &mut failures).await;
+    run_rows(&routers, inference_v2_rows(&label), &mut failures).await;
     assert!(
         failures.is_empty(),
         "{} broken promise(s) under onnxruntime:\n{}",
@@ -150,11 +155,17 @@ async fn every_index_lists_endpoints_that_exist() {
             let path = endpoint["path"]
                 .as_str()
                 .unwrap()
-                .replace("{id}", "no-such-run");
+                .replace("{id}", "no-such-run")
+                .replace("{model}", "efficientnet-lite0");
             let (status, body) = answer(&router, method, &path).await;
             let code = body["error"]["code"].as_str().unwrap_or_default();
+            // The v2 routes answer `{"error":"message"}`: axum's fallbacks say so in words.
+            let v2_message = body["error"].as_str().unwrap_or_default();
+            let v2_unrouted = v2_message.starts_with("no route for")
+                || v2_message.ends_with("not allowed on this path");
             if (status, code) == (StatusCode::NOT_FOUND, "not_found")
                 || (status, code) == (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+                || v2_unrouted
             {
                 failures.push(format!(
                     "{service}: {method} {path} is listed but not routed"
@@ -242,6 +253,9 @@ fn bomb_rows(header_bomb: &[u8], deflate_bomb: &[u8]) -> Vec<Row> {
         Row::new(Inference, "PNG 30000x30000 complete 1-bit stream, raw", post("/infer", "image/png", deflate_bomb.to_vec()), bomb()),
         Row::new(Inference, "PNG 30000x30000 complete 1-bit stream, base64", post("/infer", "application/json", image_json(deflate_bomb)), bomb()),
         Row::new(Inference, "JPEG declaring 65000x65000", post("/infer", "image/jpeg", corpus::jpeg_bomb(65_000)), bomb()),
+        Row::new(Inference, "v2: PNG 30000x30000 header, binary BYTES", v2_binary(header_bomb), Expect::V2Refused(StatusCode::UNPROCESSABLE_ENTITY)),
+        Row::new(Inference, "v2: PNG 30000x30000 1-bit stream, base64 BYTES", v2_base64(deflate_bomb), Expect::V2Refused(StatusCode::UNPROCESSABLE_ENTITY)),
+        Row::new(Inference, "v2: JPEG declaring 65000x65000, binary BYTES", v2_binary(&corpus::jpeg_bomb(65_000)), Expect::V2Refused(StatusCode::UNPROCESSABLE_ENTITY)),
         Row::new(Inference, "the same 1-bit PNG stream at 67x67", post("/infer", "image/png", corpus::png_deflate_bomb(67)), Expect::Classified),
         Row::new(Dispatcher, "PNG bomb as base64 (never decoded)", post("/enqueue", "application/json", image_json(deflate_bomb)), Expect::Accepted(StatusCode::ACCEPTED)),
     ]

@@ -12,3 +12,5 @@ mod overload;
 mod runtimes;
 mod server;
 mod support;
+mod tritonclient;
+mod v2;

@@ -6,6 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use harness_core::ApiErrorBody;
+use harness_core::oip::{ErrorBody, InferenceResponse, top_label};
 use harness_core::wire::InferResponse;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -23,6 +24,10 @@ pub enum Expect {
     SameLabel(String),
     /// 200 with top-k probabilities (a synthetic image has no "right" class).
     Classified,
+    /// A 4xx on a v2 route: `{"error":"message"}` with a message.
+    V2Refused(StatusCode),
+    /// A v2 inference answer (200) whose logits give this label's class first.
+    V2Label(String),
 }
 
 /// One hostile request to one service.
@@ -68,6 +73,7 @@ pub async fn run(router: Router, row: Row) -> Result<Outcome, String> {
         row.request.uri().path(),
         row.case
     );
+    let v2 = row.request.uri().path().starts_with("/v2");
     let started = Instant::now();
     let response = router
         .oneshot(row.request)
@@ -87,7 +93,15 @@ pub async fn run(router: Router, row: Row) -> Result<Outcome, String> {
     if status.is_server_error() {
         return fail("a 5xx".into());
     }
-    let code = if status.is_client_error() {
+    let code = if status.is_client_error() && v2 {
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) if body.error.trim().is_empty() => {
+                return fail("an empty error message".into());
+            }
+            Ok(_) => None,
+            Err(err) => return fail(format!("not the v2 error shape ({err})")),
+        }
+    } else if status.is_client_error() {
         match serde_json::from_slice::<ApiErrorBody>(&bytes) {
             Ok(body) if body.error.message.trim().is_empty() => {
                 return fail("an empty error message".into());
@@ -120,8 +134,38 @@ pub async fn run(router: Router, row: Row) -> Result<Outcome, String> {
         Expect::Classified => {
             predictions(status, &bytes).map_err(|why| format!("{what}: {why}"))?;
         }
+        Expect::V2Refused(want) if status != want => return fail(format!("expected {want}")),
+        Expect::V2Refused(_) => {}
+        Expect::V2Label(label) => {
+            let top1 = v2_label(status, &bytes).map_err(|why| format!("{what}: {why}"))?;
+            if top1 != label {
+                return fail(format!("top-1 {top1:?}, the original photo's is {label:?}"));
+            }
+        }
     }
     Ok(outcome)
+}
+
+/// The label of a v2 answer's logits (200, FP32 `[1, 1000]`), by the labels file.
+pub fn v2_label(status: StatusCode, body: &[u8]) -> Result<String, String> {
+    if status != StatusCode::OK {
+        return Err(format!(
+            "expected 200, got {status} {}",
+            String::from_utf8_lossy(body)
+        ));
+    }
+    let response = InferenceResponse::decode(body, None).map_err(|err| err.to_string())?;
+    let index: usize = top_label(&response, None)
+        .and_then(|i| i.parse().ok())
+        .ok_or_else(|| format!("no logits in {response:?}"))?;
+    let labels =
+        std::fs::read_to_string(crate::corpus::repo("inference/model/imagenet-labels.txt"))
+            .map_err(|err| err.to_string())?;
+    labels
+        .lines()
+        .nth(index)
+        .map(|l| l.trim().to_owned())
+        .ok_or_else(|| format!("class {index} has no label"))
 }
 
 /// Checks a classification (200, five probabilities, sorted, summing to at most 1) and returns
