@@ -8,7 +8,7 @@
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Buckets of the whole-request histogram, in seconds: queueing under load pushes requests well
@@ -43,14 +43,26 @@ impl Stage {
     }
 }
 
-/// The HTTP protocol a classification request came by; each has its own request metrics, so
-/// that `inference_requests_total` keeps meaning `/infer`.
+/// The HTTP protocol a classification request came by: the `protocol` label of the request
+/// metrics, so that a sum over it (what the autoscaler and the dashboards read) counts every
+/// classification whichever route it came by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// `POST /infer`.
+    /// `POST /infer`: `protocol="harness"`.
     Infer,
-    /// `POST /v2/models/{m}/infer` (and its versioned path).
+    /// `POST /v2/models/{m}/infer` (and its versioned path): `protocol="v2"`.
     OpenInference,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Infer, Protocol::OpenInference];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Infer => "harness",
+            Protocol::OpenInference => "v2",
+        }
+    }
 }
 
 /// The metrics of one instance.
@@ -58,10 +70,8 @@ pub enum Protocol {
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
-    request_duration: Histogram,
+    request_duration: HistogramVec,
     stage_duration: HistogramVec,
-    v2_requests: IntCounterVec,
-    v2_request_duration: Histogram,
     /// Requests being processed by a worker.
     pub in_flight: IntGauge,
     /// Requests waiting for a worker.
@@ -86,7 +96,6 @@ impl Metrics {
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let (requests, request_duration, stage_duration) = request_metrics(&registry)?;
         let (in_flight, queue_depth, workers, worker_busy_seconds) = pool_metrics(&registry)?;
-        let (v2_requests, v2_request_duration) = v2_request_metrics(&registry)?;
         let model_info = IntGaugeVec::new(
             Opts::new("inference_model_info", "The model served; always 1."),
             &["model", "input_size"],
@@ -103,8 +112,10 @@ impl Metrics {
             "1 once the model is loaded and warmed up, else 0.",
         )?;
         // Series exist from the start, so rate() has a baseline before the first request.
-        requests.with_label_values(&["ok"]);
-        v2_requests.with_label_values(&["ok"]);
+        for protocol in Protocol::ALL {
+            requests.with_label_values(&[protocol.label(), "ok"]);
+            request_duration.with_label_values(&[protocol.label()]);
+        }
         for stage in [Stage::Decode, Stage::Preprocess, Stage::Model] {
             stage_duration.with_label_values(&[stage.label()]);
         }
@@ -116,8 +127,6 @@ impl Metrics {
             requests,
             request_duration,
             stage_duration,
-            v2_requests,
-            v2_request_duration,
             in_flight,
             queue_depth,
             workers,
@@ -127,19 +136,16 @@ impl Metrics {
 
     /// Counts one finished `/infer` request and its duration.
     pub fn observe_request(&self, outcome: &str, seconds: f64) {
-        self.requests.with_label_values(&[outcome]).inc();
-        self.request_duration.observe(seconds);
+        self.observe(Protocol::Infer, outcome, seconds);
     }
 
     /// Counts one finished classification request of `protocol` and its duration.
     pub fn observe(&self, protocol: Protocol, outcome: &str, seconds: f64) {
-        match protocol {
-            Protocol::Infer => self.observe_request(outcome, seconds),
-            Protocol::OpenInference => {
-                self.v2_requests.with_label_values(&[outcome]).inc();
-                self.v2_request_duration.observe(seconds);
-            }
-        }
+        let protocol = protocol.label();
+        self.requests.with_label_values(&[protocol, outcome]).inc();
+        self.request_duration
+            .with_label_values(&[protocol])
+            .observe(seconds);
     }
 
     /// Records the time of one pipeline stage.
@@ -189,20 +195,22 @@ impl Default for Metrics {
 /// The request-side metrics: outcomes, whole-request and per-stage durations.
 fn request_metrics(
     registry: &Registry,
-) -> prometheus::Result<(IntCounterVec, Histogram, HistogramVec)> {
+) -> prometheus::Result<(IntCounterVec, HistogramVec, HistogramVec)> {
     let requests = IntCounterVec::new(
         Opts::new(
             "inference_requests_total",
-            "Requests to /infer by outcome: ok or the error code.",
+            "Classification requests by protocol (harness: POST /infer, v2: the Open Inference \
+             Protocol) and outcome: ok or the error code.",
         ),
-        &["outcome"],
+        &["protocol", "outcome"],
     )?;
-    let request_duration = Histogram::with_opts(
+    let request_duration = HistogramVec::new(
         HistogramOpts::new(
             "inference_request_duration_seconds",
-            "Time to answer a request to /infer, queueing included.",
+            "Time to answer a classification request, queueing included, by protocol.",
         )
         .buckets(REQUEST_BUCKETS.to_vec()),
+        &["protocol"],
     )?;
     let stage_duration = HistogramVec::new(
         HistogramOpts::new(
@@ -217,26 +225,6 @@ fn request_metrics(
         register(registry, request_duration)?,
         register(registry, stage_duration)?,
     ))
-}
-
-/// The Open Inference Protocol's request metrics: outcomes and durations of its inferences.
-fn v2_request_metrics(registry: &Registry) -> prometheus::Result<(IntCounterVec, Histogram)> {
-    let requests = IntCounterVec::new(
-        Opts::new(
-            "inference_v2_requests_total",
-            "Inference requests of the Open Inference Protocol (POST /v2/models/{m}/infer) by \
-             outcome: ok or the error code.",
-        ),
-        &["outcome"],
-    )?;
-    let duration = Histogram::with_opts(
-        HistogramOpts::new(
-            "inference_v2_request_duration_seconds",
-            "Time to answer a v2 inference request, queueing included.",
-        )
-        .buckets(REQUEST_BUCKETS.to_vec()),
-    )?;
-    Ok((register(registry, requests)?, register(registry, duration)?))
 }
 
 /// The worker pool's gauges and busy-time counter (the pool updates them itself).

@@ -152,7 +152,11 @@ async fn the_bad_input_matrix() {
     }
     let metrics = parse(&state.metrics().render());
     for (code, count) in expected_counts {
-        let seen = sample(&metrics, "inference_requests_total", &[("outcome", code)]);
+        let seen = sample(
+            &metrics,
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", code)],
+        );
         assert_eq!(
             seen,
             Some(count),
@@ -160,7 +164,11 @@ async fn the_bad_input_matrix() {
         );
     }
     assert_eq!(
-        sample(&metrics, "inference_requests_total", &[("outcome", "ok")]),
+        sample(
+            &metrics,
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", "ok")]
+        ),
         Some(0.0)
     );
 }

@@ -22,11 +22,17 @@ async fn metrics_parse_and_follow_requests() {
         "inference_in_flight",
         "inference_queue_depth",
         "inference_worker_busy_seconds_total",
-        "inference_request_duration_seconds_count",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
     ] {
         assert!(sample(&before, name, &[]).is_some(), "{name} missing");
+    }
+    for protocol in ["harness", "v2"] {
+        let labels = [("protocol", protocol)];
+        assert!(
+            sample(&before, "inference_request_duration_seconds_count", &labels).is_some(),
+            "no request duration series for protocol {protocol}"
+        );
     }
     assert_eq!(sample(&before, "inference_workers", &[]), Some(2.0));
     assert_eq!(
@@ -39,7 +45,11 @@ async fn metrics_parse_and_follow_requests() {
     );
     assert_eq!(sample(&before, "inference_ready", &[]), Some(1.0));
     assert_eq!(
-        sample(&before, "inference_requests_total", &[("outcome", "ok")]),
+        sample(
+            &before,
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", "ok")]
+        ),
         Some(0.0)
     );
     let busy_before = sample(&before, "inference_worker_busy_seconds_total", &[]).unwrap();
@@ -58,15 +68,24 @@ async fn metrics_parse_and_follow_requests() {
     let after = parse(&send(&app, get("/metrics")).await.text);
     let value = |name, labels: &[(&str, &str)]| sample(&after, name, labels);
     assert_eq!(
-        value("inference_requests_total", &[("outcome", "ok")]),
+        value(
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", "ok")]
+        ),
         Some(2.0)
     );
     assert_eq!(
-        value("inference_requests_total", &[("outcome", "not_an_image")]),
+        value(
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", "not_an_image")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        value("inference_request_duration_seconds_count", &[]),
+        value(
+            "inference_request_duration_seconds_count",
+            &[("protocol", "harness")]
+        ),
         Some(3.0)
     );
     for stage in ["decode", "preprocess", "model"] {

@@ -72,7 +72,11 @@ async fn beyond_the_queue_requests_get_503_with_retry_after() {
         Some(3.0)
     );
     assert_eq!(
-        sample(&text, "inference_requests_total", &[("outcome", "ok")]),
+        sample(
+            &text,
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", "ok")]
+        ),
         Some(1.0)
     );
     assert_eq!(sample(&text, "inference_queue_depth", &[]), Some(0.0));
@@ -172,7 +176,11 @@ async fn a_request_waiting_too_long_times_out_and_its_job_is_skipped() {
         Some(0.0)
     );
     assert_eq!(
-        sample(&text, "inference_requests_total", &[("outcome", "timeout")]),
+        sample(
+            &text,
+            "inference_requests_total",
+            &[("protocol", "harness"), ("outcome", "timeout")]
+        ),
         Some(1.0)
     );
 }

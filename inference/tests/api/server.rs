@@ -208,7 +208,7 @@ async fn replicas_share_one_loaded_classifier() {
             .await
             .unwrap();
         assert!(
-            metrics.contains("inference_requests_total{outcome=\"ok\"} 1"),
+            metrics.contains("inference_requests_total{outcome=\"ok\",protocol=\"harness\"} 1"),
             "{metrics}"
         );
     }

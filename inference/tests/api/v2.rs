@@ -128,7 +128,7 @@ async fn images_as_base64_json_give_logits_and_classes() {
         state
             .metrics()
             .render()
-            .contains("inference_v2_requests_total{outcome=\"ok\"} 2")
+            .contains("inference_requests_total{outcome=\"ok\",protocol=\"v2\"} 2")
     );
 }
 
@@ -209,11 +209,13 @@ async fn refusals_use_the_v2_shape_and_are_counted() {
     );
     let text = state.metrics().render();
     assert!(
-        text.contains("inference_v2_requests_total{outcome=\"invalid_inference_request\"} 7"),
+        text.contains(
+            "inference_requests_total{outcome=\"invalid_inference_request\",protocol=\"v2\"} 7"
+        ),
         "{text}"
     );
     // /infer keeps its own counter and its own error shape.
-    assert!(text.contains("inference_requests_total{outcome=\"ok\"} 0"));
+    assert!(text.contains("inference_requests_total{outcome=\"ok\",protocol=\"harness\"} 0"));
     let reply = send(&app, crate::support::post_infer("application/json", "{")).await;
     assert_eq!(reply.code(), "invalid_json");
 }
@@ -256,6 +258,6 @@ async fn a_full_pool_is_a_503_with_retry_after_in_the_v2_shape() {
     assert!(
         metrics
             .render()
-            .contains("inference_v2_requests_total{outcome=\"overloaded\"} 1")
+            .contains("inference_requests_total{outcome=\"overloaded\",protocol=\"v2\"} 1")
     );
 }
