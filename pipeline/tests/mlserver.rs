@@ -141,6 +141,22 @@ async fn run(options: RunOptions) -> Stats {
 /// Every request accounted for, all of them answered with the photo's label.
 fn assert_right(stats: &Stats) {
     let s = stats;
+    // The run's summary, for a reader of `cargo test -- --nocapture`.
+    println!(
+        "{:?} {}: sent {} succeeded {} failed {} rejected {} send errors {} missing {}; \
+         labels {:?}; latency p50 {:.1} ms; records by {}",
+        s.target.kind,
+        s.target.url,
+        s.sent,
+        s.succeeded,
+        s.failed,
+        s.rejected,
+        s.send_errors,
+        s.missing,
+        s.labels,
+        s.latency_ms.as_ref().map_or(f64::NAN, |l| l.p50),
+        s.delivery.paths()
+    );
     assert_eq!(s.sent, s.planned, "{s:#?}");
     assert_eq!(
         s.sent,
