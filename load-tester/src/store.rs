@@ -72,6 +72,8 @@ pub struct PullState {
 pub struct Progress {
     pub run_id: String,
     pub phase: Phase,
+    /// What the requests go to: the dispatcher, or a model server directly.
+    pub target: TargetInfo,
     /// Current second of the schedule (1-based; equals `seconds` once sending is over).
     pub second: u64,
     pub seconds: u64,
@@ -149,6 +151,7 @@ impl RunState {
         };
         let h = ledger.histograms();
         Progress {
+            target: self.info.target.clone(),
             run_id: self.info.run_id.clone(),
             phase,
             second,
