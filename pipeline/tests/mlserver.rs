@@ -11,33 +11,28 @@
 // Helpers state their expectations with unwrap too: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/two_photos.rs"]
+mod two_photos;
+
 #[path = "support/procs.rs"]
 mod procs;
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use load_tester::target::{DirectTarget, TargetKind, V2Bytes, V2Model};
-use load_tester::{ImagePool, RunOptions, Stats, Workload};
 use pipeline::prometheus::find_on_path;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
+use two_photos::{assert_right, options, root, run};
 
 const MODEL: &str = "efficientnet";
-/// Two seconds at 4/s, alternating the two photos.
-const WORKLOAD: &str = "4\n4\n";
 /// How long MLServer may take to import its runtime and load the model.
 const STARTUP: Duration = Duration::from_secs(90);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The `mlserver` executable, or `None` (with a loud message) when it is missing outside CI.
 fn mlserver_bin() -> Option<PathBuf> {
@@ -107,68 +102,6 @@ async fn start_mlserver(bin: &Path) -> MlServer {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     MlServer { url, _child: child }
-}
-
-/// Options for a short run of the two photos, `target` the dispatcher at `url` or MLServer.
-async fn options(url: &str, reports: &Path, direct: Option<DirectTarget>) -> RunOptions {
-    let images = reports.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for name in ["camera.png", "coffee.png"] {
-        std::fs::copy(root().join("images").join(name), images.join(name)).unwrap();
-    }
-    let (pool, _) = ImagePool::load(images, None).await.unwrap();
-    let mut options = RunOptions::new(
-        Workload::parse(WORKLOAD, "mlserver").unwrap(),
-        Arc::new(pool),
-        reqwest::Url::parse(url).unwrap(),
-        reports.join("reports"),
-    );
-    options.drain_timeout = Duration::from_secs(60);
-    options.request_timeout = Duration::from_secs(30);
-    options.sample_dispatcher = false;
-    options.direct = direct;
-    options
-}
-
-async fn run(options: RunOptions) -> Stats {
-    let receiver = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    load_tester::run_load_test(options, receiver, |_| {}, std::future::pending::<()>())
-        .await
-        .unwrap()
-        .stats
-}
-
-/// Every request accounted for, all of them answered with the photo's label.
-fn assert_right(stats: &Stats) {
-    let s = stats;
-    // The run's summary, for a reader of `cargo test -- --nocapture`.
-    println!(
-        "{:?} {}: sent {} succeeded {} failed {} rejected {} send errors {} missing {}; \
-         labels {:?}; latency p50 {:.1} ms; records by {}",
-        s.target.kind,
-        s.target.url,
-        s.sent,
-        s.succeeded,
-        s.failed,
-        s.rejected,
-        s.send_errors,
-        s.missing,
-        s.labels,
-        s.latency_ms.as_ref().map_or(f64::NAN, |l| l.p50),
-        s.delivery.paths()
-    );
-    assert_eq!(s.sent, s.planned, "{s:#?}");
-    assert_eq!(
-        s.sent,
-        s.succeeded + s.failed + s.rejected + s.send_errors,
-        "{s:#?}"
-    );
-    assert_eq!(s.missing, 0, "{s:#?}");
-    assert_eq!(s.succeeded, s.sent, "every request succeeded: {s:#?}");
-    let half = s.sent / 2;
-    let expected = BTreeMap::from([("espresso".to_owned(), half), ("tripod".to_owned(), half)]);
-    assert_eq!(s.labels, expected, "{s:#?}");
-    assert!(s.latency_ms.is_some_and(|l| l.count == s.sent), "{s:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

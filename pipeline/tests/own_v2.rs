@@ -7,25 +7,18 @@
 // Helpers outside #[test] functions unwrap too: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+#[path = "support/two_photos.rs"]
+mod two_photos;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use load_tester::target::{DirectTarget, TargetKind, V2Bytes, V2Model};
-use load_tester::{ImagePool, RunOptions, Stats, Workload};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use two_photos::{assert_right, options, root, run};
 
 const MODEL: &str = "efficientnet-lite0";
-
-/// Two seconds of 4 requests each: coffee and camera alternate.
-const WORKLOAD: &str = "4\n4\n";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// inference on a loopback port under tract; stops when `stop` is cancelled.
 async fn start_inference(stop: &CancellationToken) -> (String, tokio::task::JoinHandle<()>) {
@@ -53,44 +46,6 @@ async fn start_inference(stop: &CancellationToken) -> (String, tokio::task::Join
             .unwrap();
     });
     (url, server)
-}
-
-/// Options for a short run of the two photos against `url`.
-async fn options(url: &str, reports: &Path, direct: Option<DirectTarget>) -> RunOptions {
-    let images = reports.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for name in ["camera.png", "coffee.png"] {
-        std::fs::copy(root().join("images").join(name), images.join(name)).unwrap();
-    }
-    let (pool, _) = ImagePool::load(images, None).await.unwrap();
-    let mut options = RunOptions::new(
-        Workload::parse(WORKLOAD, "own-v2").unwrap(),
-        Arc::new(pool),
-        reqwest::Url::parse(url).unwrap(),
-        reports.join("reports"),
-    );
-    options.drain_timeout = Duration::from_secs(60);
-    options.request_timeout = Duration::from_secs(30);
-    options.sample_dispatcher = false;
-    options.direct = direct;
-    options
-}
-
-async fn run(options: RunOptions) -> Stats {
-    let receiver = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    load_tester::run_load_test(options, receiver, |_| {}, std::future::pending::<()>())
-        .await
-        .unwrap()
-        .stats
-}
-
-fn assert_right(s: &Stats) {
-    assert_eq!(s.sent, s.planned, "{s:#?}");
-    assert_eq!(s.missing, 0, "{s:#?}");
-    assert_eq!(s.succeeded, s.sent, "every request succeeded: {s:#?}");
-    let half = s.sent / 2;
-    let expected = BTreeMap::from([("espresso".to_owned(), half), ("tripod".to_owned(), half)]);
-    assert_eq!(s.labels, expected, "{s:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
