@@ -37,6 +37,11 @@ where
     (url, tokio::spawn(async move { task.await.unwrap() }))
 }
 
+/// Sends `request` and reads its JSON answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_tester_the_dispatcher_cannot_reach_gets_every_record_by_pulling() {
     let stop = CancellationToken::new();
@@ -87,41 +92,28 @@ async fn a_load_tester_the_dispatcher_cannot_reach_gets_every_record_by_pulling(
     .await;
 
     let client = reqwest::Client::new();
-    let started: Value = client
-        .post(format!("{load_tester_url}/runLoadTest"))
-        .json(&json!({"workload": [6, 6, 6]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = json_of(
+        client
+            .post(format!("{load_tester_url}/runLoadTest"))
+            .json(&json!({"workload": [6, 6, 6]})),
+    )
+    .await;
     let run_id = started["runId"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let progress: Value = client
-            .get(format!("{load_tester_url}/runs/{run_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let progress = json_of(client.get(format!("{load_tester_url}/runs/{run_id}"))).await;
         if progress["phase"] == "done" {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{progress}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let written: Value = client
-        .post(format!("{load_tester_url}/generateReport"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let written = json_of(
+        client
+            .post(format!("{load_tester_url}/generateReport"))
+            .json(&json!({})),
+    )
+    .await;
     let stats = &written["stats"];
     assert_eq!(stats["sent"], 18, "{stats}");
     assert_eq!(stats["succeeded"], 18, "{stats}");
