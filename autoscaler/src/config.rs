@@ -190,9 +190,18 @@ pub struct SimulateArgs {
     /// Write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Draw load, replicas and latency over time to a PNG.
+    /// Draw load, replicas and latency over time to a PNG (with --sweep: every policy's
+    /// frontier, pod-hours against requests over the SLA).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Sweep each policy's main knob (hpa: targetUtilization, predictive: safetyMargin,
+    /// queue: queue.targetPerReplica, static:N: N) and report the frontiers, whether
+    /// predictive's dominates each other policy's, and the forecast's MASE.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Knob values per policy with --sweep (at least 2).
+    #[arg(long, default_value_t = 9)]
+    pub sweep_points: usize,
     #[command(flatten)]
     pub tuning: TuningOverrides,
 }
@@ -205,6 +214,9 @@ impl SimulateArgs {
         if self.interval.is_zero() {
             anyhow::bail!("--interval must be > 0");
         }
+        if self.sweep && self.sweep_points < 2 {
+            anyhow::bail!("--sweep-points must be ≥ 2, got {}", self.sweep_points);
+        }
         Ok(SimulateOptions {
             workload: self.workload.clone(),
             policies: self.policies.clone(),
@@ -214,6 +226,7 @@ impl SimulateArgs {
             initial_replicas: self.initial_replicas,
             queue_capacity: self.queue_capacity,
             service_times: self.service_times.clone(),
+            sweep: self.sweep.then_some(self.sweep_points),
         })
     }
 }
@@ -270,7 +283,7 @@ mod tests {
         assert_eq!(s.policy, PolicySpec::Static(4));
         assert_eq!(s.tuning.decision.max_replicas, 7);
         assert_eq!(s.interval, Duration::from_secs(5));
-        let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0.5"]).unwrap();
+        let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0"]).unwrap();
         let Command::Serve(c) = cli.command else {
             panic!("not serve")
         };

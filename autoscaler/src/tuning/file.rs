@@ -253,10 +253,12 @@ impl TuningFile {
                 ),
             ));
         }
-        if !(self.safety_margin.is_finite() && self.safety_margin >= 1.0) {
+        // Below 1 sizes for less than the forecast: cheaper, more violations (the sweep's
+        // cheap end).
+        if !(self.safety_margin.is_finite() && self.safety_margin > 0.0) {
             return Err(TuningError::invalid(
                 "safetyMargin",
-                format!("must be a number ≥ 1, got {}", self.safety_margin),
+                format!("must be a number > 0, got {}", self.safety_margin),
             ));
         }
         let sla_p = self.sla_violation_probability;

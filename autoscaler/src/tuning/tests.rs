@@ -74,7 +74,7 @@ fn invalid_values_name_their_key() {
         ("minWarmReplicas: 9\nmaxReplicas: 8", "minWarmReplicas"),
         ("maxReplicas: 0", "maxReplicas"),
         ("scaleDownCooldownSeconds: -5", "scaleDownCooldownSeconds"),
-        ("safetyMargin: 0.9", "safetyMargin"),
+        ("safetyMargin: 0", "safetyMargin"),
         ("forecastingModel: {alpha: 0}", "forecastingModel.alpha"),
         ("forecastingModel: {beta: 2}", "forecastingModel.beta"),
         (
@@ -187,7 +187,7 @@ fn invalid_values_in_a_file_say_where_the_file_sets_them() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.yaml");
-    std::fs::write(&path, "targetUtilization: 0.5\nsafetyMargin: 0.5\n").unwrap();
+    std::fs::write(&path, "targetUtilization: 0.5\nsafetyMargin: -0.5\n").unwrap();
     let err = Tuning::load(Some(&path), &TuningOverrides::default()).unwrap_err();
     let want = format!("({} at line 2 column 15)", path.display());
     assert!(err.to_string().ends_with(&want), "{err}");
