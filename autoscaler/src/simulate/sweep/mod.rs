@@ -2,11 +2,12 @@
 //! are compared by their cost/violation frontiers rather than by one point each (a policy can
 //! look better just by sitting at a different cost).
 //!
-//! Knobs: `hpa` its target utilisation; `predictive` its safety margin, at the values that put
-//! its utilisation bound (`targetUtilization / safetyMargin`) on the HPA's targets; `queue`
-//! its backlog per replica; `static:N` the count N. Every point is one full run
-//! ([`super::engine`]) on the same requests; all of them run in parallel. Each policy also
-//! runs once at the tuning as given (its defaults), for the scale-event ratio.
+//! Knobs: `hpa` its target utilisation, 0.9 down to 0.5; `predictive` its safety margin, 0.8
+//! up to 1.8 (from sizing for less than the forecast to nearly twice it); `queue` its backlog
+//! per replica, 4 down to 1/4; `static:N` the count N, from the mean load at full use to the
+//! peak at 50 %. Every point is one full run
+//! ([`super::engine`]) on the same requests; all of them run in parallel. Each policy but
+//! `static:N` also runs once at the tuning as given (its defaults), for the scale-event ratio.
 //!
 //! Layout: `dominance` (points, frontiers, which beats which), `accuracy` (MASE of the
 //! forecaster), `plot` (the PNG), `report` (table and JSON).
@@ -33,9 +34,12 @@ use super::workload::Workload;
 use crate::policy::{PolicySpec, Predictive};
 use crate::tuning::Tuning;
 
-/// HPA target utilisations swept (and the predictive utilisation bounds matched to them).
+/// HPA target utilisations swept.
 const LOWEST_UTILISATION: f64 = 0.5;
 const HIGHEST_UTILISATION: f64 = 0.9;
+/// Predictive safety margins swept.
+const LOWEST_MARGIN: f64 = 0.8;
+const HIGHEST_MARGIN: f64 = 1.8;
 
 /// A policy's main knob, and how a value of it changes the tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,19 +82,14 @@ impl Knob {
                 .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
                 .collect()
         };
-        let utilisations = spread(HIGHEST_UTILISATION, LOWEST_UTILISATION);
         let d = &tuning.decision;
         match self {
-            Knob::TargetUtilization => utilisations,
-            // The utilisation bound is λ·margin/(μ·target): margin = target/u puts it at u.
-            Knob::SafetyMargin => utilisations
-                .iter()
-                .map(|u| d.target_utilization / u)
-                .collect(),
+            Knob::TargetUtilization => spread(HIGHEST_UTILISATION, LOWEST_UTILISATION),
+            Knob::SafetyMargin => spread(LOWEST_MARGIN, HIGHEST_MARGIN),
             // Geometric, 4 requests per replica down to 1/4.
-            Knob::QueueTarget => spread(2f64.ln(), (0.25f64).ln())
+            Knob::QueueTarget => spread(4f64.ln(), 0.25f64.ln())
                 .iter()
-                .map(|x| (2.0 * x).exp())
+                .map(|x| x.exp())
                 .collect(),
             Knob::Replicas => {
                 let mu = d.service_rate_per_pod;
@@ -148,13 +147,15 @@ pub fn sweep(
     let mut jobs = Vec::new();
     for (i, &spec) in policies.iter().enumerate() {
         let knob = Knob::of(spec);
-        // A static policy has no default beyond the N it was given.
-        jobs.push(Job {
-            policy: i,
-            knob: None,
-            spec,
-            tuning: tuning.clone(),
-        });
+        // `static:N` has no defaults: its N is the knob.
+        if !matches!(spec, PolicySpec::Static(_)) {
+            jobs.push(Job {
+                policy: i,
+                knob: None,
+                spec,
+                tuning: tuning.clone(),
+            });
+        }
         for value in knob.values(points, tuning, workload) {
             let (spec, tuning) = knob.apply(spec, value, tuning);
             jobs.push(Job {

@@ -35,16 +35,14 @@ fn params() -> SimParams {
 }
 
 #[test]
-fn knob_values_span_the_same_utilisations_for_hpa_and_predictive() {
+fn knob_values_go_from_the_cheapest_setting_to_the_most_generous() {
     let tuning = Tuning::default();
     let w = short_ramp();
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
     let u = Knob::TargetUtilization.values(5, &tuning, &w);
-    assert_eq!(u, vec![0.9, 0.8, 0.7, 0.6, 0.5]);
+    assert!(close(&u, &[0.9, 0.8, 0.7, 0.6, 0.5]), "{u:?}");
     let m = Knob::SafetyMargin.values(5, &tuning, &w);
-    for (u, m) in u.iter().zip(&m) {
-        // The utilisation bound λm/(μ·0.7) sits at the HPA's target u.
-        assert!((tuning.decision.target_utilization / m - u).abs() < 1e-12);
-    }
+    assert!(close(&m, &[0.8, 1.05, 1.3, 1.55, 1.8]), "{m:?}");
     let q = Knob::QueueTarget.values(3, &tuning, &w);
     assert!((q[0] - 4.0).abs() < 1e-9 && (q[2] - 0.25).abs() < 1e-9, "{q:?}");
     // Static counts: from the mean load at full use to the peak at 50 %, whole replicas.
@@ -72,7 +70,7 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     assert_eq!(report.policies.len(), 3);
     for p in &report.policies {
         assert_eq!(p.frontier.len(), 3, "{}", p.policy);
-        assert!(p.at_defaults.is_some());
+        assert_eq!(p.at_defaults.is_some(), p.policy != "static", "{}", p.policy);
         for pt in &p.frontier {
             assert!(pt.pod_seconds > 0.0 && pt.pod_seconds <= 900.0 * 50.0, "{pt:?}");
         }
