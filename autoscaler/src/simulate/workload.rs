@@ -172,7 +172,11 @@ fn noisy_diurnal(rng: &mut SmallRng) -> Vec<f64> {
         .map(|s| {
             let t = f64::from(s);
             let day = if s < 86_400 { 1.0 } else { 1.15 };
-            let burst = if bursts.iter().any(|&(a, b)| t >= a && t < b) { 1.5 } else { 1.0 };
+            let burst = if bursts.iter().any(|&(a, b)| t >= a && t < b) {
+                1.5
+            } else {
+                1.0
+            };
             day_shape((t / 3600.0) % 24.0, day) * burst * jitter(rng, 0.10)
         })
         .collect()

@@ -1,6 +1,6 @@
 //! The sweep as a picture: every policy's frontier, pod-hours against requests over the SLA
-//! (log scale), one line per policy through its knob values, a cross at its defaults. Lower
-//! and further left is better. The project's shared look ([`harness_core::plot`]).
+//! (log scale), one line per policy through its knob values in order, a cross at its
+//! defaults. Lower and further left is better. The project's shared look ([`harness_core::plot`]).
 
 use std::path::Path;
 
@@ -24,16 +24,16 @@ pub fn draw(path: &Path, report: &SweepReport) -> anyhow::Result<()> {
     let hours = |s: f64| s / 3600.0;
     let y = |v: u64| if v == 0 { ZERO_AT } else { v as f64 };
     let max_x = points().map(|p| hours(p.pod_seconds)).fold(0.0, f64::max);
-    let min_x = points()
-        .map(|p| hours(p.pod_seconds))
-        .fold(max_x, f64::min);
+    let min_x = points().map(|p| hours(p.pod_seconds)).fold(max_x, f64::min);
     let max_y = points().map(|p| y(p.sla_violations)).fold(1.0, f64::max);
     let pad = ((max_x - min_x) * 0.05).max(0.1);
     let root = BitMapBackend::new(path, (1000, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let name = Path::new(&report.workload)
         .file_name()
-        .map_or(report.workload.clone(), |n| n.to_string_lossy().into_owned());
+        .map_or(report.workload.clone(), |n| {
+            n.to_string_lossy().into_owned()
+        });
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!("{name}: cost against requests over the SLA (lower left is better)"),
@@ -51,17 +51,26 @@ pub fn draw(path: &Path, report: &SweepReport) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("pod-hours")
         .y_desc(format!("requests over the SLA (0 drawn at {ZERO_AT})"))
+        .y_label_formatter(&|v| {
+            if *v < 1.0 {
+                "0".to_owned()
+            } else {
+                format!("{v:.0}")
+            }
+        })
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FAMILY, 15))
         .draw()
         .map_err(plot_error)?;
     for (i, p) in report.policies.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let mut line: Vec<(f64, f64)> = p
+        // In knob order, cheapest setting first: where a policy turns back on itself (costs
+        // more and violates more), the line shows it.
+        let line: Vec<(f64, f64)> = p
             .frontier
             .iter()
             .map(|pt| (hours(pt.pod_seconds), y(pt.sla_violations)))
             .collect();
-        line.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(plot_error)?

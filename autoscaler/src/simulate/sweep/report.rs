@@ -82,7 +82,10 @@ impl SweepReport {
         forecast_accuracy: Accuracy,
         policies: Vec<PolicyFrontier>,
     ) -> Self {
-        let comparisons = match policies.iter().find(|p| p.spec == Some(PolicySpec::Predictive)) {
+        let comparisons = match policies
+            .iter()
+            .find(|p| p.spec == Some(PolicySpec::Predictive))
+        {
             Some(ours) => policies
                 .iter()
                 .filter(|p| p.spec != Some(PolicySpec::Predictive))
@@ -149,7 +152,11 @@ impl SweepReport {
             if c.dominates {
                 let _ = write!(out, "{} dominates {}", c.policy, c.other);
             } else {
-                let knobs: Vec<String> = c.undominated.iter().map(|p| format!("{:.3}", p.knob)).collect();
+                let knobs: Vec<String> = c
+                    .undominated
+                    .iter()
+                    .map(|p| format!("{:.3}", p.knob))
+                    .collect();
                 let _ = write!(
                     out,
                     "{} does NOT dominate {}: undominated at {}",

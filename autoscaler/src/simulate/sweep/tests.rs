@@ -44,13 +44,19 @@ fn knob_values_go_from_the_cheapest_setting_to_the_most_generous() {
     let m = Knob::SafetyMargin.values(5, &tuning, &w);
     assert!(close(&m, &[0.8, 1.05, 1.3, 1.55, 1.8]), "{m:?}");
     let q = Knob::QueueTarget.values(3, &tuning, &w);
-    assert!((q[0] - 4.0).abs() < 1e-9 && (q[2] - 0.25).abs() < 1e-9, "{q:?}");
+    assert!(
+        (q[0] - 4.0).abs() < 1e-9 && (q[2] - 0.25).abs() < 1e-9,
+        "{q:?}"
+    );
     // Static counts: from the mean load at full use to the peak at 50 %, whole replicas.
     let n = Knob::Replicas.values(4, &tuning, &w);
     assert_eq!(n.first(), Some(&4.0));
     assert_eq!(n.last(), Some(&12.0));
     let (spec, t) = Knob::SafetyMargin.apply(PolicySpec::Predictive, 0.8, &tuning);
-    assert_eq!((spec, t.decision.safety_margin), (PolicySpec::Predictive, 0.8));
+    assert_eq!(
+        (spec, t.decision.safety_margin),
+        (PolicySpec::Predictive, 0.8)
+    );
     let (spec, _) = Knob::Replicas.apply(PolicySpec::Static(0), 7.0, &tuning);
     assert_eq!(spec, PolicySpec::Static(7));
 }
@@ -58,7 +64,11 @@ fn knob_values_go_from_the_cheapest_setting_to_the_most_generous() {
 #[test]
 fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     let w = short_ramp();
-    let policies = [PolicySpec::Hpa, PolicySpec::Predictive, PolicySpec::Static(0)];
+    let policies = [
+        PolicySpec::Hpa,
+        PolicySpec::Predictive,
+        PolicySpec::Static(0),
+    ];
     let report = sweep(
         Path::new("ramp.txt"),
         &w,
@@ -70,9 +80,17 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     assert_eq!(report.policies.len(), 3);
     for p in &report.policies {
         assert_eq!(p.frontier.len(), 3, "{}", p.policy);
-        assert_eq!(p.at_defaults.is_some(), p.policy != "static", "{}", p.policy);
+        assert_eq!(
+            p.at_defaults.is_some(),
+            p.policy != "static",
+            "{}",
+            p.policy
+        );
         for pt in &p.frontier {
-            assert!(pt.pod_seconds > 0.0 && pt.pod_seconds <= 900.0 * 50.0, "{pt:?}");
+            assert!(
+                pt.pod_seconds > 0.0 && pt.pod_seconds <= 900.0 * 50.0,
+                "{pt:?}"
+            );
         }
     }
     // The HPA's cheapest setting (0.9) pays less than its most generous one (0.5).
@@ -94,8 +112,14 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     assert_eq!(accuracy.horizon_intervals, 3);
     assert!(accuracy.mase.is_some_and(|m| m.is_finite() && m > 0.0));
     let table = report.table();
-    assert!(table.contains("forecast MASE at 3 intervals ahead"), "{table}");
-    assert!(table.contains("predictive") && table.contains("safetyMargin"), "{table}");
+    assert!(
+        table.contains("forecast MASE at 3 intervals ahead"),
+        "{table}"
+    );
+    assert!(
+        table.contains("predictive") && table.contains("safetyMargin"),
+        "{table}"
+    );
 
     let json = serde_json::to_value(&report).unwrap();
     let policy = &json["policies"][1];
@@ -115,7 +139,14 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
 fn the_frontier_plot_is_a_png() {
     let w = Workload::from_rates(vec![20.0; 300]);
     let policies = [PolicySpec::Hpa, PolicySpec::Predictive];
-    let report = sweep(Path::new("flat.txt"), &w, &policies, &Tuning::default(), &params(), 2);
+    let report = sweep(
+        Path::new("flat.txt"),
+        &w,
+        &policies,
+        &Tuning::default(),
+        &params(),
+        2,
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("frontier.png");
     report.draw(&path).unwrap();
