@@ -74,7 +74,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn holt_beats_naive_on_a_line_and_noise_is_worse_than_naive_on_a_walk() {
+    fn holt_beats_naive_on_a_line_and_a_constant_has_nothing_to_scale_by() {
         // On a straight line Holt is exact once it has the trend; the naive forecast is off by
         // h × slope every time.
         let line: Vec<f64> = (0..400).map(|t| 10.0 + 0.5 * f64::from(t)).collect();

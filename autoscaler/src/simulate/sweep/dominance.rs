@@ -36,18 +36,6 @@ pub fn undominated<'a>(ours: &[Point], theirs: &'a [Point]) -> Vec<&'a Point> {
         .collect()
 }
 
-/// The points no other point of the same set dominates, by increasing pod-seconds: the
-/// policy's Pareto frontier.
-pub fn pareto(points: &[Point]) -> Vec<Point> {
-    let mut front: Vec<Point> = points
-        .iter()
-        .filter(|p| !points.iter().any(|q| q.dominates(p)))
-        .copied()
-        .collect();
-    front.sort_by(|a, b| a.pod_seconds.total_cmp(&b.pod_seconds));
-    front
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,17 +77,5 @@ mod tests {
         assert_eq!(undominated(&ours, &lean).len(), 1);
         // An empty frontier dominates nothing.
         assert_eq!(undominated(&[], &theirs).len(), 3);
-    }
-
-    #[test]
-    fn pareto_keeps_the_undominated_points_by_cost() {
-        let points = [
-            p(1.0, 200.0, 0),
-            p(2.0, 100.0, 50),
-            p(3.0, 150.0, 60),
-            p(4.0, 120.0, 10),
-        ];
-        let front: Vec<f64> = pareto(&points).iter().map(|p| p.knob).collect();
-        assert_eq!(front, vec![2.0, 4.0, 1.0]);
     }
 }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 
 pub use accuracy::{Accuracy, mase, observed_rates};
-pub use dominance::{Point, pareto, undominated};
+pub use dominance::{Point, undominated};
 pub use report::{Comparison, PolicyFrontier, SweepReport};
 
 use super::engine::{self, SimParams};
