@@ -274,6 +274,10 @@ mod tests {
             "7",
             "--interval",
             "5s",
+            "--max-utilization",
+            "0.8",
+            "--scale-down-tolerance",
+            "0.2",
         ])
         .unwrap();
         let Command::Serve(c) = cli.command else {
@@ -283,6 +287,8 @@ mod tests {
         assert_eq!(s.policy, PolicySpec::Static(4));
         assert_eq!(s.tuning.decision.max_replicas, 7);
         assert_eq!(s.interval, Duration::from_secs(5));
+        assert_eq!(s.tuning.decision.max_utilization, 0.8);
+        assert_eq!(s.tuning.decision.scale_down_tolerance, 0.2);
         let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0"]).unwrap();
         let Command::Serve(c) = cli.command else {
             panic!("not serve")
@@ -318,5 +324,31 @@ mod tests {
         };
         assert_eq!(s.policies.len(), 4);
         assert_eq!(s.policies[2], PolicySpec::Static(3));
+        assert_eq!(s.validate().unwrap().sweep, None);
+        let sweep = |points: &str| {
+            let cli = Cli::try_parse_from([
+                "autoscaler",
+                "simulate",
+                "--workload",
+                "w.txt",
+                "--policy",
+                "hpa",
+                "--sweep",
+                "--sweep-points",
+                points,
+            ])
+            .unwrap();
+            let Command::Simulate(s) = cli.command else {
+                panic!("not simulate")
+            };
+            s.validate().map(|o| o.sweep)
+        };
+        assert_eq!(sweep("5").unwrap(), Some(5));
+        assert!(
+            sweep("1")
+                .unwrap_err()
+                .to_string()
+                .contains("--sweep-points")
+        );
     }
 }
