@@ -190,9 +190,18 @@ pub struct SimulateArgs {
     /// Write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Draw load, replicas and latency over time to a PNG.
+    /// Draw load, replicas and latency over time to a PNG (with --sweep: every policy's
+    /// frontier, pod-hours against requests over the SLA).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Sweep each policy's main knob (hpa: targetUtilization, predictive: safetyMargin,
+    /// queue: queue.targetPerReplica, static:N: N) and report the frontiers, whether
+    /// predictive's dominates each other policy's, and the forecast's MASE.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Knob values per policy with --sweep (at least 2).
+    #[arg(long, default_value_t = 9)]
+    pub sweep_points: usize,
     #[command(flatten)]
     pub tuning: TuningOverrides,
 }
@@ -205,6 +214,9 @@ impl SimulateArgs {
         if self.interval.is_zero() {
             anyhow::bail!("--interval must be > 0");
         }
+        if self.sweep && self.sweep_points < 2 {
+            anyhow::bail!("--sweep-points must be ≥ 2, got {}", self.sweep_points);
+        }
         Ok(SimulateOptions {
             workload: self.workload.clone(),
             policies: self.policies.clone(),
@@ -214,6 +226,7 @@ impl SimulateArgs {
             initial_replicas: self.initial_replicas,
             queue_capacity: self.queue_capacity,
             service_times: self.service_times.clone(),
+            sweep: self.sweep.then_some(self.sweep_points),
         })
     }
 }
@@ -261,6 +274,10 @@ mod tests {
             "7",
             "--interval",
             "5s",
+            "--max-utilization",
+            "0.8",
+            "--scale-down-tolerance",
+            "0.2",
         ])
         .unwrap();
         let Command::Serve(c) = cli.command else {
@@ -270,7 +287,9 @@ mod tests {
         assert_eq!(s.policy, PolicySpec::Static(4));
         assert_eq!(s.tuning.decision.max_replicas, 7);
         assert_eq!(s.interval, Duration::from_secs(5));
-        let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0.5"]).unwrap();
+        assert_eq!(s.tuning.decision.max_utilization, 0.8);
+        assert_eq!(s.tuning.decision.scale_down_tolerance, 0.2);
+        let cli = Cli::try_parse_from(["autoscaler", "serve", "--safety-margin", "0"]).unwrap();
         let Command::Serve(c) = cli.command else {
             panic!("not serve")
         };
@@ -305,5 +324,31 @@ mod tests {
         };
         assert_eq!(s.policies.len(), 4);
         assert_eq!(s.policies[2], PolicySpec::Static(3));
+        assert_eq!(s.validate().unwrap().sweep, None);
+        let sweep = |points: &str| {
+            let cli = Cli::try_parse_from([
+                "autoscaler",
+                "simulate",
+                "--workload",
+                "w.txt",
+                "--policy",
+                "hpa",
+                "--sweep",
+                "--sweep-points",
+                points,
+            ])
+            .unwrap();
+            let Command::Simulate(s) = cli.command else {
+                panic!("not simulate")
+            };
+            s.validate().map(|o| o.sweep)
+        };
+        assert_eq!(sweep("5").unwrap(), Some(5));
+        assert!(
+            sweep("1")
+                .unwrap_err()
+                .to_string()
+                .contains("--sweep-points")
+        );
     }
 }

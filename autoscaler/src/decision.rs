@@ -4,7 +4,7 @@
 //! `λ × safetyMargin` plus the rate that drains, within `queueDrainSeconds`, the backlog there
 //! will be when new replicas are ready (the queue now, plus what the current replicas fall
 //! behind during the cold start):
-//! - utilisation: `ceil(λ / (μ · targetUtilization))`;
+//! - utilisation: `ceil(λ / (μ · maxUtilization))`;
 //! - SLA: the smallest k with P(wait > `slaLatencySeconds`) ≤ `slaViolationProbability` in an
 //!   M/M/k queue ([`crate::queueing`]).
 //!
@@ -13,7 +13,9 @@
 //! load observed now, so the controller scales down only when both allow it. Stability
 //! controls follow: min/max; a scale-down cooldown (a scale-down goes no lower than the
 //! highest need of the last `scaleDownCooldownSeconds`, so the need must have been lower for
-//! that long, the way the HPA's stabilisation window works); the largest step per interval; a
+//! that long, the way the HPA's stabilisation window works); a scale-down tolerance (no
+//! scale-down by `scaleDownTolerance` of the count or less, the HPA's tolerance applied to
+//! the way down only); the largest step per interval; a
 //! breaker that can freeze scale-down; and a panic mode that scales up at once (ignoring the
 //! step limit) when observed load jumps far above what was forecast.
 
@@ -29,7 +31,10 @@ use crate::queueing::Load;
 pub struct DecisionParams {
     /// μ: requests per second one replica completes.
     pub service_rate_per_pod: f64,
+    /// The `hpa` policy's target (and the simulator's warm start); not used by this rule.
     pub target_utilization: f64,
+    /// The utilisation bound: replicas ≥ λ' / (μ × this).
+    pub max_utilization: f64,
     pub sla_latency: Duration,
     pub sla_violation_probability: f64,
     /// Time from asking for a replica to it serving.
@@ -38,6 +43,9 @@ pub struct DecisionParams {
     pub max_replicas: u32,
     /// How long the need must have been lower before a scale-down follows it.
     pub scale_down_cooldown: Duration,
+    /// Scale down only when the need is below the current count by more than this fraction
+    /// of it: a need wobbling by a replica on noise does not remove and re-add one.
+    pub scale_down_tolerance: f64,
     pub safety_margin: f64,
     /// The backlog when new replicas are ready is drained within this time, on top of the
     /// arrival rate.
@@ -55,12 +63,14 @@ impl Default for DecisionParams {
         Self {
             service_rate_per_pod: 10.0,
             target_utilization: 0.7,
+            max_utilization: 0.9,
             sla_latency: Duration::from_millis(500),
             sla_violation_probability: 0.05,
             cold_start: Duration::from_secs(30),
             min_replicas: 1,
             max_replicas: 50,
-            scale_down_cooldown: Duration::from_secs(120),
+            scale_down_cooldown: Duration::from_secs(300),
+            scale_down_tolerance: 0.1,
             safety_margin: 1.1,
             queue_drain: Duration::from_secs(30),
             max_step_up: None,
@@ -130,6 +140,8 @@ pub enum DecisionReason {
     Panic,
     /// Limited by the largest step per interval.
     StepLimited,
+    /// Scale-down held: the need is within `scaleDownTolerance` of the current count.
+    Tolerance,
     /// Clamped to min or max replicas.
     Bounds,
 }
@@ -213,7 +225,7 @@ impl Decider {
         // Either bound may exceed max_replicas: report it as max + 1 so that callers see the
         // clamp, without searching past max.
         let beyond = p.max_replicas.saturating_add(1);
-        let by_utilisation = (lambda / (mu * p.target_utilization)).ceil();
+        let by_utilisation = (lambda / (mu * p.max_utilization)).ceil();
         let by_utilisation = if by_utilisation <= f64::from(p.max_replicas) {
             by_utilisation.max(0.0) as u32
         } else {
@@ -336,6 +348,11 @@ impl Decider {
         } else {
             (bounded, DecisionReason::Sized)
         };
+        // Within the tolerance band (the HPA's `|ratio − 1| ≤ tolerance`, downwards): hold.
+        let band = f64::from(current) * p.scale_down_tolerance;
+        if target < current && f64::from(current - target) <= band {
+            return (current, DecisionReason::Tolerance);
+        }
         match p.max_step_down {
             Some(step) if current - target > step => (current - step, DecisionReason::StepLimited),
             _ => (target, reason),

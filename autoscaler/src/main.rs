@@ -25,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
 /// `autoscaler simulate`: runs, prints the comparison table, writes JSON and PNG if asked.
 fn run_simulation(args: &SimulateArgs) -> anyhow::Result<()> {
     let options = args.validate()?;
+    if options.sweep.is_some() {
+        return run_sweep(args, &options);
+    }
     let done = simulate::run(&options)?;
     println!("{}", done.report.table());
     println!(
@@ -39,6 +42,30 @@ fn run_simulation(args: &SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.plot {
         done.draw(path)?;
+    }
+    Ok(())
+}
+
+/// `autoscaler simulate --sweep`: prints the frontiers and comparisons, writes JSON and PNG.
+fn run_sweep(args: &SimulateArgs, options: &simulate::SimulateOptions) -> anyhow::Result<()> {
+    let (report, elapsed) = simulate::run_sweep(options)?;
+    println!("{}", report.table());
+    let runs: usize = report
+        .policies
+        .iter()
+        .map(|p| p.frontier.len() + usize::from(p.at_defaults.is_some()))
+        .sum();
+    println!(
+        "{runs} runs × {} of workload simulated in {:.2} s (seed {})",
+        span(report.workload_seconds as f64),
+        elapsed.as_secs_f64(),
+        report.seed
+    );
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    if let Some(path) = &args.plot {
+        report.draw(path)?;
     }
     Ok(())
 }

@@ -6,12 +6,14 @@ fn params() -> DecisionParams {
     DecisionParams {
         service_rate_per_pod: 10.0,
         target_utilization: 0.7,
+        max_utilization: 0.7,
         sla_latency: Duration::from_millis(500),
         sla_violation_probability: 0.05,
         cold_start: Duration::from_secs(30),
         min_replicas: 2,
         max_replicas: 40,
         scale_down_cooldown: Duration::ZERO,
+        scale_down_tolerance: 0.0,
         safety_margin: 1.0,
         queue_drain: Duration::from_secs(30),
         max_step_up: Some(4),
@@ -52,7 +54,7 @@ fn needed_is_the_larger_of_the_utilisation_and_sla_bounds() {
     let strict = Decider::new(DecisionParams {
         sla_latency: Duration::ZERO,
         sla_violation_probability: 0.001,
-        target_utilization: 1.0,
+        max_utilization: 1.0,
         ..params()
     });
     assert!(strict.needed(100.0, 0.0, 10.0, 1000) > 10);
@@ -250,4 +252,33 @@ fn a_measured_service_rate_replaces_the_configured_one() {
     assert!(measured < configured, "{measured} vs {configured}");
     i.service_rate_per_pod = Some(f64::NAN);
     assert_eq!(d.decide(&i).desired, configured);
+}
+
+#[test]
+fn scale_down_waits_for_the_need_to_fall_beyond_the_tolerance() {
+    let t0 = Instant::now();
+    let mut d = Decider::new(DecisionParams {
+        scale_down_tolerance: 0.1,
+        max_step_down: None,
+        ..params()
+    });
+    // 20 replicas: a need one lower (19) is noise; two lower (18) is 10 %, still held; three
+    // lower (17) is beyond the band and followed.
+    let for_need = |n: f64| n * 7.0 - 0.5;
+    for (need, want, reason) in [
+        (19.0, 20, DecisionReason::Tolerance),
+        (18.0, 20, DecisionReason::Tolerance),
+        (17.0, 17, DecisionReason::Sized),
+    ] {
+        let rate = for_need(need);
+        assert_eq!(d.needed(rate, 0.0, 10.0, 1000), need as u32);
+        let got = d.decide(&input(t0, 20, rate, rate));
+        assert_eq!((got.desired, got.reason), (want, reason), "need {need}");
+    }
+    // At 5 replicas the band is half a replica: a need of 4 is followed at once.
+    let got = d.decide(&input(t0, 5, for_need(4.0), for_need(4.0)));
+    assert_eq!(got.desired, 4);
+    // Scale-up is never held back.
+    let got = d.decide(&input(t0, 5, for_need(6.0), for_need(6.0)));
+    assert_eq!(got.desired, 6);
 }

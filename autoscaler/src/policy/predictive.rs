@@ -88,6 +88,7 @@ fn reason_str(reason: DecisionReason) -> &'static str {
         DecisionReason::BreakerOpen => "breakerOpen",
         DecisionReason::Panic => "panic",
         DecisionReason::StepLimited => "stepLimited",
+        DecisionReason::Tolerance => "tolerance",
         DecisionReason::Bounds => "bounds",
     }
 }

@@ -75,23 +75,40 @@ pub enum Shape {
     Spike,
     /// 1 h: a linear climb ×30 over 40 min, a plateau, then a drop.
     Ramp,
+    /// 48 h: two diurnal days, the second 15 % busier, with 10 % noise and a burst of ×1.5
+    /// for a few minutes every few hours.
+    NoisyDiurnal,
+    /// 7 days: weekdays like `diurnal`, Saturday and Sunday at half the peak and later; 3 %
+    /// noise.
+    Weekly,
+    /// 2 h: a level held for 10–20 minutes, then a jump (up or down) to another, ×1.5 to ×4.
+    Steps,
+    /// 3 h: climbs and descents of different slopes, from 20 to 200 requests/s and back.
+    Ramps,
 }
 
 impl Shape {
     /// The trace, deterministic for a seed.
     pub fn generate(self, seed: u64) -> Workload {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let mut noisy = |r: f64| r * (1.0 + 0.03 * (rng.random::<f64>() * 2.0 - 1.0));
         let rates: Vec<f64> = match self {
+            Shape::NoisyDiurnal => noisy_diurnal(&mut rng),
+            Shape::Weekly => weekly(&mut rng),
+            Shape::Steps => steps(&mut rng),
+            Shape::Ramps => ramps(&mut rng),
+            other => other.shipped(&mut rng),
+        };
+        // Whole requests per second, so that `load-tester run --workload` replays the same
+        // file (its format takes integers only).
+        Workload::from_rates(rates.into_iter().map(f64::round).collect())
+    }
+
+    /// The three shapes shipped in `workloads/` (their files are this, byte for byte).
+    fn shipped(self, rng: &mut SmallRng) -> Vec<f64> {
+        let mut noisy = |r: f64| r * (1.0 + 0.03 * (rng.random::<f64>() * 2.0 - 1.0));
+        match self {
             Shape::Diurnal => (0..86_400)
-                .map(|s| {
-                    let hours = f64::from(s) / 3600.0;
-                    // Trough at 04:00, peak at 16:00, a lunchtime and an evening bump.
-                    let day = (1.0 - (2.0 * PI * (hours - 4.0) / 24.0).cos()) / 2.0;
-                    let lunch = 12.0 * (-(hours - 12.5).powi(2) / 0.5).exp();
-                    let evening = 18.0 * (-(hours - 20.5).powi(2) / 1.5).exp();
-                    noisy(12.0 + 95.0 * day.powf(1.5) + lunch + evening)
-                })
+                .map(|s| noisy(day_shape(f64::from(s) / 3600.0, 1.0)))
                 .collect(),
             Shape::Spike => (0..7_200)
                 .map(|s| {
@@ -125,11 +142,101 @@ impl Shape {
                     noisy(rate)
                 })
                 .collect(),
-        };
-        // Whole requests per second, so that `load-tester run --workload` replays the same
-        // file (its format takes integers only).
-        Workload::from_rates(rates.into_iter().map(f64::round).collect())
+            _ => Vec::new(),
+        }
     }
+}
+
+/// The diurnal day at `hours` past midnight, scaled by `scale`: trough at 04:00, peak at
+/// 16:00, a lunchtime and an evening bump.
+fn day_shape(hours: f64, scale: f64) -> f64 {
+    let day = (1.0 - (2.0 * PI * (hours - 4.0) / 24.0).cos()) / 2.0;
+    let lunch = 12.0 * (-(hours - 12.5).powi(2) / 0.5).exp();
+    let evening = 18.0 * (-(hours - 20.5).powi(2) / 1.5).exp();
+    12.0 + scale * (95.0 * day.powf(1.5) + lunch + evening)
+}
+
+fn jitter(rng: &mut SmallRng, amplitude: f64) -> f64 {
+    1.0 + amplitude * (rng.random::<f64>() * 2.0 - 1.0)
+}
+
+fn noisy_diurnal(rng: &mut SmallRng) -> Vec<f64> {
+    // Bursts: ×1.5 for 3–8 minutes, one every 2–5 hours.
+    let mut bursts = Vec::new();
+    let mut at = 3_600.0 * rng.random_range(1.0..3.0);
+    while at < 172_800.0 {
+        bursts.push((at, at + 60.0 * rng.random_range(3.0..8.0)));
+        at += 3_600.0 * rng.random_range(2.0..5.0);
+    }
+    (0..172_800)
+        .map(|s| {
+            let t = f64::from(s);
+            let day = if s < 86_400 { 1.0 } else { 1.15 };
+            let burst = if bursts.iter().any(|&(a, b)| t >= a && t < b) {
+                1.5
+            } else {
+                1.0
+            };
+            day_shape((t / 3600.0) % 24.0, day) * burst * jitter(rng, 0.10)
+        })
+        .collect()
+}
+
+fn weekly(rng: &mut SmallRng) -> Vec<f64> {
+    (0..604_800)
+        .map(|s| {
+            let hours = f64::from(s) / 3600.0;
+            let weekend = hours >= 120.0;
+            // Weekends wake two hours later and peak at half the weekday's.
+            let (shift, scale) = if weekend { (2.0, 0.5) } else { (0.0, 1.0) };
+            day_shape((hours - shift).rem_euclid(24.0), scale) * jitter(rng, 0.03)
+        })
+        .collect()
+}
+
+fn steps(rng: &mut SmallRng) -> Vec<f64> {
+    let mut rates = Vec::with_capacity(7_200);
+    let mut level: f64 = 30.0;
+    while rates.len() < 7_200 {
+        let hold = rng.random_range(600..1_200);
+        for _ in 0..hold {
+            rates.push(level * jitter(rng, 0.03));
+        }
+        let factor = rng.random_range(1.5..4.0);
+        level = if level * factor > 200.0 || (level > 40.0 && rng.random::<bool>()) {
+            (level / factor).max(10.0)
+        } else {
+            level * factor
+        };
+    }
+    rates.truncate(7_200);
+    rates
+}
+
+fn ramps(rng: &mut SmallRng) -> Vec<f64> {
+    // (minutes to get there, level): climbs and descents of different slopes.
+    let legs = [
+        (15.0, 20.0),
+        (20.0, 120.0),
+        (10.0, 120.0),
+        (10.0, 40.0),
+        (30.0, 200.0),
+        (15.0, 200.0),
+        (40.0, 30.0),
+        (10.0, 90.0),
+        (30.0, 20.0),
+    ];
+    let mut rates = Vec::with_capacity(10_800);
+    let mut from = 20.0;
+    for (minutes, to) in legs {
+        let n = (minutes * 60.0) as usize;
+        for i in 0..n {
+            let r = from + (to - from) * i as f64 / n as f64;
+            rates.push(r * jitter(rng, 0.03));
+        }
+        from = to;
+    }
+    rates
 }
 
 #[cfg(test)]
@@ -162,7 +269,13 @@ mod tests {
 
     #[test]
     fn generated_traces_are_deterministic_and_round_trip() {
-        for shape in [Shape::Diurnal, Shape::Spike, Shape::Ramp] {
+        for shape in [
+            Shape::Diurnal,
+            Shape::Spike,
+            Shape::Ramp,
+            Shape::Steps,
+            Shape::Ramps,
+        ] {
             let a = shape.generate(7);
             assert_eq!(a, shape.generate(7));
             assert_ne!(a, shape.generate(8));
@@ -170,5 +283,16 @@ mod tests {
             assert_eq!(Workload::parse(&text, "generated").unwrap(), a);
         }
         assert_eq!(Shape::Diurnal.generate(1).seconds(), 86_400);
+        assert_eq!(Shape::Steps.generate(1).seconds(), 7_200);
+        assert_eq!(Shape::Ramps.generate(1).seconds(), 10_800);
+    }
+
+    #[test]
+    fn the_shipped_files_are_what_the_generator_writes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        for (shape, name) in [(Shape::Spike, "spike"), (Shape::Ramp, "ramp")] {
+            let file = Workload::load(&dir.join(format!("{name}.txt"))).unwrap();
+            assert_eq!(file, shape.generate(1), "{name}");
+        }
     }
 }

@@ -29,6 +29,13 @@ pub struct TuningOverrides {
     /// Seconds after any scaling before a scale-down (`scaleDownCooldownSeconds`).
     #[arg(long, env = "SCALE_DOWN_COOLDOWN_SECONDS")]
     pub scale_down_cooldown_seconds: Option<f64>,
+    /// Scale down only when the need is more than this fraction below the count
+    /// (`scaleDownTolerance`).
+    #[arg(long, env = "SCALE_DOWN_TOLERANCE")]
+    pub scale_down_tolerance: Option<f64>,
+    /// The predictive policy's utilisation bound, 0..1 (`maxUtilization`).
+    #[arg(long, env = "MAX_UTILIZATION")]
+    pub max_utilization: Option<f64>,
     /// Multiplier on the forecast load (`safetyMargin`).
     #[arg(long, env = "SAFETY_MARGIN")]
     pub safety_margin: Option<f64>,
@@ -55,6 +62,8 @@ impl TuningOverrides {
                 self.scale_down_cooldown_seconds.is_some(),
             ),
             ("safetyMargin", self.safety_margin.is_some()),
+            ("scaleDownTolerance", self.scale_down_tolerance.is_some()),
+            ("maxUtilization", self.max_utilization.is_some()),
         ];
         set.iter().any(|&(name, is_set)| is_set && name == top)
     }
@@ -80,5 +89,7 @@ impl TuningOverrides {
             self.scale_down_cooldown_seconds,
         );
         set(&mut file.safety_margin, self.safety_margin);
+        set(&mut file.scale_down_tolerance, self.scale_down_tolerance);
+        set(&mut file.max_utilization, self.max_utilization);
     }
 }

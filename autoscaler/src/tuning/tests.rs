@@ -25,6 +25,8 @@ slaViolationProbability: 0.01
 minWarmReplicas: 3
 maxReplicas: 80
 scaleDownCooldownSeconds: 600
+scaleDownTolerance: 0.2
+maxUtilization: 0.8
 safetyMargin: 1.2
 forecastingModel:
   type: holtWinters
@@ -51,6 +53,7 @@ hpa:
     assert_eq!((d.min_replicas, d.max_replicas), (3, 80));
     assert_eq!(d.scale_down_cooldown, Duration::from_secs(600));
     assert_eq!(d.safety_margin, 1.2);
+    assert_eq!((d.scale_down_tolerance, d.max_utilization), (0.2, 0.8));
     assert_eq!(t.forecast.kind, ModelKind::HoltWinters { period: 96 });
     assert_eq!((t.forecast.alpha, t.forecast.beta), (0.4, 0.2));
     // scaleDown given in part: window keeps its default, the rest is as written.
@@ -74,7 +77,11 @@ fn invalid_values_name_their_key() {
         ("minWarmReplicas: 9\nmaxReplicas: 8", "minWarmReplicas"),
         ("maxReplicas: 0", "maxReplicas"),
         ("scaleDownCooldownSeconds: -5", "scaleDownCooldownSeconds"),
-        ("safetyMargin: 0.9", "safetyMargin"),
+        ("safetyMargin: 0", "safetyMargin"),
+        ("scaleDownTolerance: 1", "scaleDownTolerance"),
+        ("scaleDownTolerance: -0.1", "scaleDownTolerance"),
+        ("maxUtilization: 0", "maxUtilization"),
+        ("maxUtilization: 1.2", "maxUtilization"),
         ("forecastingModel: {alpha: 0}", "forecastingModel.alpha"),
         ("forecastingModel: {beta: 2}", "forecastingModel.beta"),
         (
@@ -187,7 +194,7 @@ fn invalid_values_in_a_file_say_where_the_file_sets_them() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.yaml");
-    std::fs::write(&path, "targetUtilization: 0.5\nsafetyMargin: 0.5\n").unwrap();
+    std::fs::write(&path, "targetUtilization: 0.5\nsafetyMargin: -0.5\n").unwrap();
     let err = Tuning::load(Some(&path), &TuningOverrides::default()).unwrap_err();
     let want = format!("({} at line 2 column 15)", path.display());
     assert!(err.to_string().ends_with(&want), "{err}");
