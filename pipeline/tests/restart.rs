@@ -173,6 +173,20 @@ async fn requests_held_by_a_crashed_dispatcher_are_missing_with_their_reason() {
         let (_, seq) = parse_request_id(id).unwrap();
         assert!(seq < sent_before_crash, "{id} was sent after the crash");
     }
+    // The summary and report.html give the reason too.
+    let summary = load_tester::run_command::summary(&outcome);
+    let line = summary
+        .lines()
+        .find(|l| l.contains("missing: dispatcher restarted"))
+        .unwrap_or_else(|| panic!("no reason line in\n{summary}"));
+    assert!(line.ends_with(&format!(" {lost}")), "{line}");
+    let html = std::fs::read_to_string(&outcome.report.html).unwrap();
+    assert!(
+        html.contains(&format!(
+            "missing: dispatcher restarted</td><td>{lost}</td>"
+        )),
+        "no reason row in report.html"
+    );
     let sent_after = s.planned - sent_before_crash;
     assert!(
         s.succeeded + s.send_errors >= sent_after,
