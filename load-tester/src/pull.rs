@@ -158,6 +158,8 @@ impl Puller {
 
     /// Stores a page; returns its cursor.
     fn take(&self, page: RecordsPage) -> u64 {
+        // Before the records: a page of a new instance carries none of the dead one's.
+        self.run.observe_dispatcher(&page.instance_id);
         if !page.records.is_empty() {
             self.run.store_pulled(&page.records, &self.metrics);
         }

@@ -180,8 +180,15 @@ pub struct Stats {
     pub succeeded: u64,
     pub failed: u64,
     pub missing: u64,
+    /// `missing` by reason (`no record`, `dispatcher restarted`, `load tester stopped`), every
+    /// reason present; the values add up to `missing`.
+    #[serde(default)]
+    pub missing_by_reason: BTreeMap<String, u64>,
     pub duplicates: u64,
     pub unmatched: u64,
+    /// Dispatcher restarts seen during the run (a new instance id).
+    #[serde(default)]
+    pub dispatcher_restarts: u64,
     pub concurrency_cap_hits: u64,
     pub failures_by_code: BTreeMap<String, u64>,
     /// Successful requests by the top-1 label of their answer (at most 64 labels, then
@@ -214,6 +221,7 @@ impl Stats {
         // A request whose fate is known (a record, a rejection, a send error) is not missing;
         // every other expected request is, including ones never sent.
         let known = c.completed + c.rejected + c.send_errors;
+        let missing = total_requests.saturating_sub(known);
         let duration = ledger.last_event().as_secs_f64();
         Self {
             schema_version: SCHEMA_VERSION,
@@ -233,9 +241,11 @@ impl Stats {
             completed: c.completed,
             succeeded: c.succeeded,
             failed: c.failed,
-            missing: total_requests.saturating_sub(known),
+            missing,
+            missing_by_reason: ledger.missing_by_reason(missing),
             duplicates: c.duplicates,
             unmatched: c.unmatched,
+            dispatcher_restarts: ledger.dispatcher_restarts(),
             concurrency_cap_hits: c.cap_hits,
             failures_by_code: ledger.failures().clone(),
             labels: ledger.labels().clone(),
