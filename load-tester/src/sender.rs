@@ -28,7 +28,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use harness_core::sync::lock;
 
 use crate::image_pool::ImagePool;
 use crate::ledger::{EnqueueOutcome, request_id};
@@ -201,7 +200,7 @@ impl Generator {
             let permit = match limit.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
-                    lock(&self.run.ledger).on_cap_hit();
+                    self.run.on_cap_hit();
                     let wait = async {
                         tokio::select! {
                             permit = limit.clone().acquire_owned() => permit.ok(),
@@ -230,7 +229,7 @@ impl Generator {
         let intended = start + slot.offset;
         let started = Instant::now();
         let lag = started.saturating_duration_since(intended);
-        lock(&self.run.ledger).on_sent(slot.seq, lag, started - start);
+        self.run.on_sent(slot.seq, lag, started - start);
         self.metrics.requests_sent.inc();
         self.metrics.schedule_lag.observe(lag.as_secs_f64());
         if let Some(direct) = &self.direct {
@@ -248,7 +247,7 @@ impl Generator {
             EnqueueOutcome::Rejected { .. } => outcomes.rejected.inc(),
             EnqueueOutcome::Error { .. } => outcomes.error.inc(),
         }
-        lock(&self.run.ledger).on_enqueue(
+        self.run.on_enqueue(
             slot.seq,
             outcome,
             done.saturating_duration_since(intended),
@@ -288,7 +287,7 @@ impl Generator {
             Ok(_) => outcomes.accepted.inc(),
             Err(_) => outcomes.error.inc(),
         }
-        lock(&self.run.ledger).on_direct(
+        self.run.on_direct(
             seq,
             answer,
             done.saturating_duration_since(intended),
