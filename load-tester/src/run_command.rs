@@ -134,6 +134,9 @@ pub fn summary(outcome: &RunOutcome) -> String {
     for (name, value) in rows {
         let _ = writeln!(out, "  {name:<14}{value:>10}");
     }
+    for (reason, n) in s.missing_by_reason.iter().filter(|&(_, &n)| n > 0) {
+        let _ = writeln!(out, "    missing: {reason:<22}{n:>6}");
+    }
     let _ = writeln!(
         out,
         "  {:<14}{:>10.1} s   throughput {:.2}/s",

@@ -181,6 +181,10 @@ pub struct Stats {
     pub succeeded: u64,
     pub failed: u64,
     pub missing: u64,
+    /// `missing` by reason (`no record`, `dispatcher restarted`, `load tester stopped`), every
+    /// reason present; the values add up to `missing`.
+    #[serde(default)]
+    pub missing_by_reason: BTreeMap<String, u64>,
     pub duplicates: u64,
     pub unmatched: u64,
     pub concurrency_cap_hits: u64,
@@ -219,6 +223,7 @@ impl Stats {
         // A request whose fate is known (a record, a rejection, a send error) is not missing;
         // every other expected request is, including ones never sent.
         let known = c.completed + c.rejected + c.send_errors;
+        let missing = total_requests.saturating_sub(known);
         let duration = ledger.last_event().as_secs_f64();
         Self {
             schema_version: SCHEMA_VERSION,
@@ -238,7 +243,8 @@ impl Stats {
             completed: c.completed,
             succeeded: c.succeeded,
             failed: c.failed,
-            missing: total_requests.saturating_sub(known),
+            missing,
+            missing_by_reason: ledger.missing_by_reason(missing),
             duplicates: c.duplicates,
             unmatched: c.unmatched,
             concurrency_cap_hits: c.cap_hits,

@@ -16,6 +16,12 @@ use crate::delivery::Delivery;
 use crate::schedule::Plan;
 use crate::target::DirectAnswer;
 
+mod aggregates;
+mod missing;
+
+pub use aggregates::{Counts, Histograms, SecondBin};
+pub use missing::MissingReason;
+
 /// Histogram range: 1 µs to 1 hour; larger values saturate at the top.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
 /// Completions this long after the schedule ends still get their own second in the plots.
@@ -28,6 +34,7 @@ const SEND_ERROR: u8 = 1 << 3;
 const RECORDED: u8 = 1 << 4;
 /// The record that counted came through the pull path.
 const PULLED: u8 = 1 << 5;
+// Bits 6 and 7: the reason a request is marked missing (see `missing`).
 
 /// What `/enqueue` answered for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,77 +57,6 @@ pub enum RecordOutcome {
     Unmatched,
 }
 
-/// Request counters of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub sent: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub send_errors: u64,
-    /// Distinct requests a record arrived for.
-    pub completed: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    /// Records for a request that already had one, both pushed: the dispatcher sent the same
-    /// item twice, which it should not.
-    pub duplicates: u64,
-    pub unmatched: u64,
-    /// Requests whose (counted) record was pushed.
-    pub pushed: u64,
-    /// Requests whose (counted) record was pulled.
-    pub pulled: u64,
-    /// Records for a request that already had one, where one of them was pulled: a pulled page
-    /// lost on the way and asked for again, or a record both pushed and pulled. Expected in
-    /// small numbers and never counted twice.
-    pub redelivered: u64,
-    /// Sends that waited for the concurrency cap (their wait shows up as schedule lag).
-    pub cap_hits: u64,
-}
-
-/// One second of the run, for the time plots.
-#[derive(Debug, Clone, Default)]
-pub struct SecondBin {
-    /// Requests whose send started in this second.
-    pub sent: u32,
-    /// `/enqueue` answers received in this second.
-    pub rejected: u32,
-    pub send_errors: u32,
-    /// Records whose completion time falls in this second.
-    pub succeeded: u32,
-    pub failed: u32,
-    /// Latency (µs) of successful requests *sent* in this second; 2 significant digits.
-    pub latency: Option<Histogram<u32>>,
-}
-
-/// HDR histograms of a run, in microseconds.
-#[derive(Debug, Clone)]
-pub struct Histograms {
-    /// Dispatcher-reported end-to-end latency of successful requests.
-    pub latency: Histogram<u64>,
-    pub queue_wait: Histogram<u64>,
-    pub inference: Histogram<u64>,
-    /// Client side: intended send time to `/enqueue` answer (any HTTP answer).
-    pub enqueue: Histogram<u64>,
-    /// Actual send time minus intended send time.
-    pub schedule_lag: Histogram<u64>,
-}
-
-impl Histograms {
-    fn new() -> Self {
-        let h = || {
-            Histogram::new_with_bounds(1, HIGHEST_MICROS, 3)
-                .unwrap_or_else(|e| unreachable!("constant bounds are valid: {e}"))
-        };
-        Self {
-            latency: h(),
-            queue_wait: h(),
-            inference: h(),
-            enqueue: h(),
-            schedule_lag: h(),
-        }
-    }
-}
-
 /// Everything known about the requests of one run.
 #[derive(Debug)]
 pub struct Ledger {
@@ -139,6 +75,8 @@ pub struct Ledger {
     /// Requests both accepted and recorded. A record can arrive before its `/enqueue` answer
     /// is processed, so both events check for the other.
     accepted_recorded: u64,
+    /// Requests marked missing with a reason.
+    marked: missing::Marked,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -166,6 +104,7 @@ impl Ledger {
             histograms: Histograms::new(),
             last_event: Duration::ZERO,
             accepted_recorded: 0,
+            marked: missing::Marked::default(),
         }
     }
 
@@ -212,6 +151,7 @@ impl Ledger {
                 if self.states[i] & RECORDED != 0 {
                     self.accepted_recorded += 1;
                 }
+                self.accepted_marked(i);
                 self.counts.accepted += 1;
             }
             EnqueueOutcome::Rejected { code } => {
@@ -252,6 +192,8 @@ impl Ledger {
             self.counts.duplicates += 1;
             return RecordOutcome::Duplicate;
         }
+        // A request given up on whose record still came: it counts as what the record says.
+        self.unmark(i);
         self.states[i] |= RECORDED;
         match delivery {
             Delivery::Push => self.counts.pushed += 1,
@@ -313,6 +255,7 @@ impl Ledger {
             Ok(DirectAnswer::Ok { label }) => (Ok(()), label),
         };
         self.on_enqueue(seq, EnqueueOutcome::Accepted, since_intended, at);
+        self.unmark(i);
         self.states[i] |= RECORDED;
         self.accepted_recorded += 1;
         self.counts.completed += 1;
@@ -389,9 +332,10 @@ impl Ledger {
         self.last_event
     }
 
-    /// Accepted requests whose record has not arrived yet.
+    /// Accepted requests whose record has not arrived yet and that are not marked missing
+    /// (those are not worth waiting for).
     pub fn outstanding(&self) -> u64 {
-        self.counts.accepted - self.accepted_recorded
+        self.counts.accepted - self.accepted_recorded - self.marked.accepted
     }
 
     /// Ids of up to `limit` requests that were sent and accepted but have no record.

@@ -201,3 +201,129 @@ fn direct_answers_are_their_own_records() {
         latency.min()
     );
 }
+
+/// A ledger of `n` requests, all sent, and the ones in `accepted` accepted.
+fn accepted_ledger(n: u64, accepted: std::ops::Range<u64>) -> Ledger {
+    let workload = Workload::parse(&n.to_string(), "w").unwrap();
+    let plan = Arc::new(Plan::new(&workload, Arrivals::Uniform, None));
+    let mut ledger = Ledger::new("r", plan, 1_000.0);
+    let at = Duration::from_millis(10);
+    for seq in 0..n {
+        ledger.on_sent(seq, Duration::ZERO, at);
+    }
+    for seq in accepted {
+        ledger.on_enqueue(seq, EnqueueOutcome::Accepted, at, at);
+    }
+    ledger
+}
+
+#[test]
+fn missing_reasons_have_stable_names() {
+    let names: Vec<&str> = MissingReason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(
+        names,
+        ["no record", "dispatcher restarted", "load tester stopped"]
+    );
+    for reason in MissingReason::ALL {
+        assert_eq!(MissingReason::from_name(reason.as_str()), Some(reason));
+        assert_eq!(reason.to_string(), reason.as_str());
+    }
+    assert_eq!(MissingReason::from_name("No record"), None);
+}
+
+#[test]
+fn marked_requests_are_not_waited_for_and_add_up_to_missing() {
+    // 0..6 accepted; 6 rejected; 7 sent with no answer yet.
+    let mut ledger = accepted_ledger(8, 0..6);
+    let at = Duration::from_millis(20);
+    let code = "queue_full".to_owned();
+    ledger.on_enqueue(6, EnqueueOutcome::Rejected { code }, at, at);
+    ledger.on_record(0, &record("r-0", 5.0, "ok"), Delivery::Push);
+    assert_eq!(ledger.outstanding(), 5);
+
+    // 1..6 have no record: lost. A recorded or rejected request cannot be marked.
+    let lost = ledger.mark_outstanding_missing(MissingReason::DispatcherRestarted);
+    assert_eq!(lost, 5);
+    assert_eq!(ledger.outstanding(), 0, "lost requests are not waited for");
+    assert!(!ledger.mark_missing(0, MissingReason::LoadTesterStopped));
+    assert!(!ledger.mark_missing(6, MissingReason::LoadTesterStopped));
+    assert!(!ledger.mark_missing(1, MissingReason::LoadTesterStopped));
+    assert_eq!(
+        ledger.missing_reason(1),
+        Some(MissingReason::DispatcherRestarted)
+    );
+    // 7 was in flight when the load tester stopped; a second pass marks nothing new.
+    assert!(ledger.mark_missing(7, MissingReason::LoadTesterStopped));
+    assert_eq!(
+        ledger.mark_outstanding_missing(MissingReason::NoRecord),
+        0,
+        "already marked"
+    );
+
+    let c = ledger.counts();
+    let known = c.completed + c.rejected + c.send_errors;
+    let missing = c.sent - known;
+    assert_eq!(missing, 6);
+    let by_reason = ledger.missing_by_reason(missing);
+    assert_eq!(by_reason["dispatcher restarted"], 5);
+    assert_eq!(by_reason["load tester stopped"], 1);
+    assert_eq!(by_reason["no record"], 0);
+    assert_eq!(by_reason.values().sum::<u64>(), missing);
+    // The identity: every request sent is one of these.
+    assert_eq!(
+        c.sent,
+        c.succeeded + c.failed + c.rejected + c.send_errors + missing
+    );
+}
+
+#[test]
+fn a_late_record_for_a_lost_request_counts_as_its_outcome_once() {
+    let mut ledger = accepted_ledger(3, 0..3);
+    assert_eq!(
+        ledger.mark_outstanding_missing(MissingReason::DispatcherRestarted),
+        3
+    );
+    // Request 1's record was pushed before the crash and arrives now; then again by pull.
+    assert_eq!(
+        ledger.on_record(1, &record("r-1", 5.0, "ok"), Delivery::Push),
+        RecordOutcome::Stored
+    );
+    assert_eq!(
+        ledger.on_record(1, &record("r-1", 5.0, "ok"), Delivery::Pull),
+        RecordOutcome::Redelivered
+    );
+    assert_eq!(ledger.missing_reason(1), None);
+    assert_eq!(ledger.marked_missing(MissingReason::DispatcherRestarted), 2);
+    assert_eq!(ledger.outstanding(), 0);
+    let c = ledger.counts();
+    assert_eq!((c.completed, c.succeeded), (1, 1));
+    let missing = c.sent - c.completed;
+    let by_reason = ledger.missing_by_reason(missing);
+    assert_eq!(by_reason["dispatcher restarted"], 2);
+    assert_eq!(by_reason.values().sum::<u64>(), 2);
+}
+
+#[test]
+fn unmarked_missing_requests_are_no_record() {
+    // 0..2 accepted, 2 never answered, and the caller expected 5 (one never sent).
+    let ledger = accepted_ledger(4, 0..2);
+    assert_eq!(ledger.outstanding(), 2);
+    let by_reason = ledger.missing_by_reason(5);
+    assert_eq!(by_reason["no record"], 5);
+    assert_eq!(by_reason["dispatcher restarted"], 0);
+    assert_eq!(by_reason.len(), MissingReason::ALL.len());
+}
+
+#[test]
+fn a_request_marked_before_its_answer_is_not_outstanding() {
+    // Sent, marked (the load tester stopped), then its 202 is processed after all.
+    let mut ledger = accepted_ledger(1, 0..0);
+    assert!(ledger.mark_missing(0, MissingReason::LoadTesterStopped));
+    let at = Duration::from_millis(30);
+    ledger.on_enqueue(0, EnqueueOutcome::Accepted, at, at);
+    assert_eq!(ledger.outstanding(), 0);
+    ledger.on_record(0, &record("r-0", 5.0, "failed"), Delivery::Push);
+    assert_eq!(ledger.outstanding(), 0);
+    assert_eq!(ledger.marked_missing(MissingReason::LoadTesterStopped), 0);
+    assert_eq!(ledger.counts().failed, 1);
+}

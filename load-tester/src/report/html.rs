@@ -151,7 +151,13 @@ fn requests_table(out: &mut String, s: &Stats) {
     out.push_str(
         "<h2>Requests</h2>\n<table><thead><tr><th>count</th><th>value</th></tr></thead><tbody>\n",
     );
-    for (name, value) in [
+    let missing_reasons: Vec<(String, String)> = s
+        .missing_by_reason
+        .iter()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(reason, n)| (format!("\u{a0}\u{a0}missing: {reason}"), n.to_string()))
+        .collect();
+    let rows_before_missing = [
         ("planned by the schedule", s.planned.to_string()),
         ("expected (totalRequests)", s.total_requests.to_string()),
         ("sent", s.sent.to_string()),
@@ -162,6 +168,8 @@ fn requests_table(out: &mut String, s: &Stats) {
         ("succeeded", s.succeeded.to_string()),
         ("failed (outcome not ok)", s.failed.to_string()),
         ("missing (no outcome known)", s.missing.to_string()),
+    ];
+    let rows_after_missing = [
         ("duplicate records", s.duplicates.to_string()),
         ("unmatched records", s.unmatched.to_string()),
         (
@@ -187,11 +195,21 @@ fn requests_table(out: &mut String, s: &Stats) {
             "throughput (succeeded/s)",
             format!("{:.2}", s.throughput_per_second),
         ),
-    ] {
+    ];
+    let rows = rows_before_missing
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .chain(missing_reasons)
+        .chain(
+            rows_after_missing
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
+    for (name, value) in rows {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td></tr>",
-            escape(name),
+            escape(&name),
             escape(&value)
         );
     }
