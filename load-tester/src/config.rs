@@ -210,7 +210,11 @@ pub struct ReportArgs {
     #[arg(long, env = "REPORT_COLLECT", value_enum, default_value = "auto")]
     pub collect: Collect,
     /// The dispatcher to collect from [default: the run's own, from the journal].
-    #[arg(long = "dispatcher-url", visible_alias = "dispatcher", env = "REPORT_DISPATCHER_URL")]
+    #[arg(
+        long = "dispatcher-url",
+        visible_alias = "dispatcher",
+        env = "REPORT_DISPATCHER_URL"
+    )]
     pub dispatcher_url: Option<String>,
     /// The longest collecting may take.
     #[arg(long = "collect-timeout", env = "REPORT_COLLECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]

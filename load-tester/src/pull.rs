@@ -167,7 +167,15 @@ impl Puller {
                 return Err(PullError::Incomplete(timeout));
             }
             let id = self.run.id();
-            let page = poll(&self.client, &self.url, id, after, "0s", left.min(POLL_TIMEOUT)).await?;
+            let page = poll(
+                &self.client,
+                &self.url,
+                id,
+                after,
+                "0s",
+                left.min(POLL_TIMEOUT),
+            )
+            .await?;
             let empty = page.records.is_empty();
             after = self.take(page).await;
             if empty {

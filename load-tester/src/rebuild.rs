@@ -171,7 +171,8 @@ impl Replayed {
     /// error. What [`collect`] asks the dispatcher about.
     pub fn unknown(&self) -> u64 {
         let c = lock(&self.state.ledger).counts();
-        c.sent.saturating_sub(c.completed + c.rejected + c.send_errors)
+        c.sent
+            .saturating_sub(c.completed + c.rejected + c.send_errors)
     }
 
     /// True when the dispatcher may hold records of this run.
@@ -181,11 +182,7 @@ impl Replayed {
 
     /// The run, ready for [`collect`] and [`write`]: with a journal that appends what is
     /// collected (`append`), or one that only reports what was read.
-    pub fn into_run(
-        self,
-        append: bool,
-        metrics: &Metrics,
-    ) -> Result<Arc<RunState>, JournalError> {
+    pub fn into_run(self, append: bool, metrics: &Metrics) -> Result<Arc<RunState>, JournalError> {
         let journal = if append {
             Journal::append(&self.path, &self.read, metrics)?
         } else {

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 use crate::base_url::parse_base_url;
 use crate::config::{Collect, ReportArgs};
+use harness_core::sync::lock;
+
 use crate::error::Error;
+use crate::ledger::MissingReason;
 use crate::metrics::Metrics;
 use crate::rebuild::{self, replay};
 use crate::report::ReportError;
@@ -71,6 +74,7 @@ pub async fn rebuild_report(args: &ReportArgs) -> Result<String, Error> {
         .map(parse_base_url)
         .transpose()?;
     let collect = args.collect != Collect::Off && replayed.can_collect();
+    let ended = replayed.ended();
     let unknown = replayed.unknown();
     let run = replayed.into_run(collect, &metrics)?;
     if collect {
@@ -89,6 +93,10 @@ pub async fn rebuild_report(args: &ReportArgs) -> Result<String, Error> {
             }
             Err(err) => return Err(err),
         }
+    }
+    if !ended {
+        // Whatever still has no fate was in the hands of the load tester that stopped.
+        lock(&run.ledger).mark_unknown_missing(MissingReason::LoadTesterStopped);
     }
     let (stats, report) = rebuild::write(&run, &args.run_dir).await?;
     let outcome = RunOutcome {

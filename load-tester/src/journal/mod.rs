@@ -88,7 +88,11 @@ pub enum DirectKind {
 pub enum Line {
     Run(Box<Header>),
     /// A send started: `lag` µs after its intended time, `at` µs into the run.
-    Sent { seq: u64, lag: u64, at: u64 },
+    Sent {
+        seq: u64,
+        lag: u64,
+        at: u64,
+    },
     /// A send waited for the concurrency cap.
     Cap,
     /// `/enqueue` answered `since` µs after the intended send time, `at` µs into the run;
@@ -116,7 +120,9 @@ pub enum Line {
     /// A latency record, with the fields the ledger reads.
     #[serde(rename = "rec")]
     Record(RecordLine),
-    Pull { status: PullStatus },
+    Pull {
+        status: PullStatus,
+    },
     Dropped(DroppedRecords),
     /// A sampled point, `at` seconds into the run.
     Sample {
@@ -126,9 +132,13 @@ pub enum Line {
         value: f64,
     },
     /// Lines the writer could not take so far (its queue was full).
-    Lost { lines: u64 },
+    Lost {
+        lines: u64,
+    },
     /// The run ended; a journal without this line was cut short.
-    End { interrupted: bool },
+    End {
+        interrupted: bool,
+    },
 }
 
 /// A latency record in the journal: its request's seq, the path it came by and what the

@@ -134,7 +134,11 @@ async fn what_is_written_reads_back_line_for_line() {
     let original = record(0);
     assert_eq!(
         (again.latency_ms, again.queue_wait_ms, again.inference_ms),
-        (original.latency_ms, original.queue_wait_ms, original.inference_ms)
+        (
+            original.latency_ms,
+            original.queue_wait_ms,
+            original.inference_ms
+        )
     );
     assert_eq!(
         (again.completed_at_ms, again.outcome, again.label),
@@ -178,12 +182,21 @@ fn header_line() -> String {
 
 #[test]
 fn a_torn_last_line_is_ignored_and_said() {
-    let text = format!("{}{{\"t\":\"cap\"}}\n{{\"t\":\"sent\",\"seq\":3,\"la", header_line());
+    let text = format!(
+        "{}{{\"t\":\"cap\"}}\n{{\"t\":\"sent\",\"seq\":3,\"la",
+        header_line()
+    );
     let (summary, count) = read_text(&text);
     let summary = summary.unwrap();
     assert_eq!(count, 1);
-    assert_eq!(summary.torn_bytes, "{\"t\":\"sent\",\"seq\":3,\"la".len() as u64);
-    assert_eq!(summary.bytes as usize, text.len() - summary.torn_bytes as usize);
+    assert_eq!(
+        summary.torn_bytes,
+        "{\"t\":\"sent\",\"seq\":3,\"la".len() as u64
+    );
+    assert_eq!(
+        summary.bytes as usize,
+        text.len() - summary.torn_bytes as usize
+    );
     assert_eq!(summary.ended, None);
 }
 
@@ -198,10 +211,16 @@ fn any_other_bad_line_names_file_line_and_column() {
     assert!(message.contains(&format!("{JOURNAL_FILE}:3:")), "{message}");
     let text = format!("{}{{\"t\":\"warp\"}}\n", header_line());
     let message = read_text(&text).0.unwrap_err().to_string();
-    assert!(message.contains(":2:") && message.contains("warp"), "{message}");
+    assert!(
+        message.contains(":2:") && message.contains("warp"),
+        "{message}"
+    );
     // The first line must be the header, of this version.
     let message = read_text("{\"t\":\"cap\"}\n").0.unwrap_err().to_string();
-    assert!(message.contains(":1:1: the first line is not the run header"), "{message}");
+    assert!(
+        message.contains(":1:1: the first line is not the run header"),
+        "{message}"
+    );
     let future = header_line().replace("\"version\":1", "\"version\":9");
     let message = read_text(&future).0.unwrap_err().to_string();
     assert!(message.contains("format version 9"), "{message}");
@@ -240,11 +259,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
     let journal = Journal::create_with_queue(dir.path(), &header(), &metrics, 0).unwrap();
     let total = 100_000;
     for seq in 0..total {
-        journal.write(Line::Sent {
-            seq,
-            lag: 0,
-            at: 0,
-        });
+        journal.write(Line::Sent { seq, lag: 0, at: 0 });
     }
     journal.end(false).await;
     let stats = journal.stats(total).unwrap();
