@@ -108,7 +108,7 @@ pub struct RunState {
     /// Woken when records arrive, so the drain can stop as soon as the last one is in.
     pub(crate) records_arrived: Notify,
     /// Where every event of the ledger is also written (`journal.jsonl`), so that a report
-    /// survives the process ([`crate::run_events`] writes both).
+    /// survives the process (the `run_events` module writes both).
     pub journal: Journal,
 }
 
