@@ -135,7 +135,11 @@ fn accept(
     };
     let queue_length = state.queue().push(item).map_err(|e| refusal(state, e))?;
     state.metrics().enqueued.inc();
-    Ok(EnqueueResponse { id, queue_length })
+    Ok(EnqueueResponse {
+        id,
+        queue_length,
+        instance_id: state.instance_id().to_owned(),
+    })
 }
 
 /// A missing content type is accepted (curl without `-H`); a declared non-JSON one is not.
@@ -210,10 +214,11 @@ async fn records(
         Some(Ok(_)) => return invalid(format!("wait must be at most {MAX_RECORDS_WAIT:?}")),
         Some(Err(e)) => return invalid(format!("wait: {e} (e.g. 10s or 500ms)")),
     };
-    let page = state
+    let mut page = state
         .outbox()
         .pull_wait(&query.run_id, query.after, limit, wait)
         .await;
+    page.instance_id = state.instance_id().to_owned();
     Json(page).into_response()
 }
 

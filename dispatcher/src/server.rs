@@ -251,6 +251,7 @@ impl HttpServer {
         let settings = state.settings();
         tracing::info!(
             %addr,
+            instance_id = state.instance_id(),
             drain_rate = settings.drain_rate,
             max_in_flight = settings.max_in_flight,
             "dispatcher listening"

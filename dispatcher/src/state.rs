@@ -23,6 +23,8 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
+    /// Drawn at start: tells clients a restarted process (whose queue is gone) from this one.
+    instance_id: String,
     settings: Settings,
     metrics: Arc<Metrics>,
     queue: Arc<Queue>,
@@ -61,6 +63,7 @@ impl AppState {
         let recorder = Recorder::new(metrics.clone(), outbox.clone());
         Ok(Self {
             inner: Arc::new(Inner {
+                instance_id: uuid::Uuid::new_v4().simple().to_string(),
                 settings,
                 metrics,
                 queue,
@@ -69,6 +72,11 @@ impl AppState {
                 recorder,
             }),
         })
+    }
+
+    /// This process's random id, in `/enqueue` answers, `/stats` and `/records` pages.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
     }
 
     /// The validated configuration.
@@ -112,6 +120,7 @@ impl AppState {
         let m = &self.inner.metrics;
         let (queue_length, queue_bytes) = self.inner.queue.usage();
         DispatcherStats {
+            instance_id: self.inner.instance_id.clone(),
             queue_length,
             queue_bytes,
             queue_capacity: s.queue_capacity,

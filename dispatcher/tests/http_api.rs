@@ -62,9 +62,15 @@ async fn both_body_shapes_are_queued_with_ids() {
         accepted,
         EnqueueResponse {
             id: "mine".into(),
-            queue_length: 1
+            queue_length: 1,
+            instance_id: s.instance_id().to_owned(),
         }
     );
+    // One random id per process: 32 hex digits, the same in /stats, new in another state.
+    assert_eq!(s.instance_id().len(), 32);
+    assert!(s.instance_id().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(s.stats().instance_id, s.instance_id());
+    assert_ne!(state(&[]).instance_id(), s.instance_id());
 
     let legacy = json!({"message": {"imageBase64": image(300)}});
     let (status, _, body) = call(&s, post_json(legacy)).await;

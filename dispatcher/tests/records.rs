@@ -22,7 +22,9 @@ async fn pull(dispatcher: &Running, run: &str, after: u64, wait: &str) -> Record
         .await
         .expect("GET /records");
     assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.expect("a page")
+    let page: RecordsPage = response.json().await.expect("a page");
+    assert_eq!(page.instance_id.len(), 32, "every page names the instance");
+    page
 }
 
 /// Pulls until `n` distinct records of `run` have come; returns their ids and the cursor.

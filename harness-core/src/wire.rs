@@ -122,6 +122,9 @@ pub struct EnqueueResponse {
     pub id: String,
     /// Items in the queue right after this one was added.
     pub queue_length: usize,
+    /// The dispatcher instance that holds the item (see [`DispatcherStats::instance_id`]).
+    #[serde(default)]
+    pub instance_id: String,
 }
 
 // ---------------------------------------------------------------- load tester: POST /storeLatency
@@ -201,6 +204,9 @@ pub struct RecordsPage {
     pub more: bool,
     /// Records of this run the dispatcher had to drop, by reason, since it started.
     pub dropped: DroppedRecords,
+    /// The dispatcher instance answering (see [`DispatcherStats::instance_id`]).
+    #[serde(default)]
+    pub instance_id: String,
 }
 
 /// Latency records a dispatcher dropped before anyone collected them, by reason.
@@ -277,6 +283,11 @@ impl DropReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatcherStats {
+    /// Random id drawn when the dispatcher process started (32 hex digits). The queue is in
+    /// memory: a new id means a new process, and whatever the earlier one held is lost. Empty
+    /// from dispatchers older than this field.
+    #[serde(default)]
+    pub instance_id: String,
     pub queue_length: usize,
     pub queue_bytes: usize,
     pub queue_capacity: usize,

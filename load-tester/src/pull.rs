@@ -187,6 +187,8 @@ impl Puller {
     /// Stores a page and returns its cursor once the page is in the run's journal: the next
     /// poll acknowledges it, and the dispatcher forgets it.
     async fn take(&self, page: RecordsPage) -> u64 {
+        // Before the records: a page of a new instance carries none of the dead one's.
+        self.run.observe_dispatcher(&page.instance_id);
         if !page.records.is_empty() {
             self.run.store_pulled(&page.records, &self.metrics);
         }

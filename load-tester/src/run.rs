@@ -140,7 +140,9 @@ pub async fn prepare(
 
     let mut samplers = options.samplers.clone();
     if options.sample_dispatcher && options.direct.is_none() {
-        let sampler = DispatcherStatsSampler::new(client.clone(), &options.dispatcher_url);
+        let run = state.clone();
+        let sampler = DispatcherStatsSampler::new(client.clone(), &options.dispatcher_url)
+            .observing_instances(Arc::new(move |id| run.observe_dispatcher(id)));
         samplers.push(Arc::new(sampler));
     }
     let (send_url, direct) = match &options.direct {

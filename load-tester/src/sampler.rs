@@ -7,6 +7,7 @@
 //! fails is skipped for that tick: the series shows a gap, and the run goes on.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -70,7 +71,12 @@ pub const READY_REPLICAS: &str = "ready replicas";
 pub struct DispatcherStatsSampler {
     client: reqwest::Client,
     url: Url,
+    /// Told the instance id of every answer (restart detection).
+    on_instance: Option<InstanceObserver>,
 }
+
+/// What [`DispatcherStatsSampler`] calls with each answer's dispatcher instance id.
+pub type InstanceObserver = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl DispatcherStatsSampler {
     /// `dispatcher` is the base URL (`http://127.0.0.1:8080`).
@@ -78,7 +84,14 @@ impl DispatcherStatsSampler {
         Self {
             client,
             url: crate::base_url::endpoint(dispatcher, "stats"),
+            on_instance: None,
         }
+    }
+
+    /// Calls `observer` with the instance id of every `/stats` answer.
+    pub fn observing_instances(mut self, observer: InstanceObserver) -> Self {
+        self.on_instance = Some(observer);
+        self
     }
 }
 
@@ -93,6 +106,9 @@ impl Sampler for DispatcherStatsSampler {
                 .error_for_status()?
                 .json()
                 .await?;
+            if let Some(observe) = &self.on_instance {
+                observe(&stats.instance_id);
+            }
             Ok(vec![
                 Sample::new(QUEUE_LENGTH, SeriesKind::Queue, stats.queue_length as f64),
                 Sample::new(

@@ -28,7 +28,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use harness_core::sync::lock;
+
 use crate::image_pool::ImagePool;
+use crate::journal::Line;
 use crate::ledger::{EnqueueOutcome, request_id};
 use crate::metrics::Metrics;
 use crate::schedule::{Plan, Slot};
@@ -45,6 +48,14 @@ pub struct PacerReport {
     pub launched: u64,
     /// True when cancellation stopped the schedule before its end.
     pub cancelled: bool,
+}
+
+/// The part of a `/enqueue` 202 answer the sender reads.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AcceptedBody {
+    #[serde(default)]
+    instance_id: String,
 }
 
 /// The HTTP client of the send path: hyper's pooled client without reqwest's conveniences
@@ -73,24 +84,29 @@ impl EnqueueClient {
         })
     }
 
-    /// Sends one body; a failure is an outcome, not an error.
-    async fn post(&self, body: Vec<u8>) -> EnqueueOutcome {
+    /// Sends one body; a failure is an outcome, not an error. With an acceptance comes the
+    /// id of the dispatcher instance that holds the item, when the answer names one.
+    async fn post(&self, body: Vec<u8>) -> (EnqueueOutcome, Option<String>) {
         let (status, body) = match self
             .exchange(Bytes::from(body), "application/json", None)
             .await
         {
             Ok((status, _, body)) => (status, body),
-            Err(kind) => return EnqueueOutcome::Error { kind },
+            Err(kind) => return (EnqueueOutcome::Error { kind }, None),
         };
         if status.is_success() {
             // The dispatcher has the item whether or not its answer body arrived in full.
-            return EnqueueOutcome::Accepted;
+            let instance = body
+                .and_then(|b| serde_json::from_slice::<AcceptedBody>(&b).ok())
+                .map(|b| b.instance_id)
+                .filter(|id| !id.is_empty());
+            return (EnqueueOutcome::Accepted, instance);
         }
         let code = body
             .and_then(|b| serde_json::from_slice::<ApiErrorBody>(&b).ok())
             .map(|b| b.error.code)
             .unwrap_or_else(|| format!("http_{}", status.as_u16()));
-        EnqueueOutcome::Rejected { code }
+        (EnqueueOutcome::Rejected { code }, None)
     }
 
     /// One POST: the status, the `Inference-Header-Content-Length` and the body (`None` if it
@@ -237,7 +253,7 @@ impl Generator {
 
         let id = request_id(self.run.id(), slot.seq);
         let body = enqueue_body(&self.pool.for_request(slot.seq).base64, &id);
-        let outcome = self.client.post(body).await;
+        let (outcome, instance) = self.client.post(body).await;
 
         let done = Instant::now();
         let outcomes = &self.metrics.enqueue_outcomes;
@@ -246,12 +262,31 @@ impl Generator {
             EnqueueOutcome::Rejected { .. } => outcomes.rejected.inc(),
             EnqueueOutcome::Error { .. } => outcomes.error.inc(),
         }
-        self.run.on_enqueue(
+        let accepted = outcome == EnqueueOutcome::Accepted;
+        let since_intended = done.saturating_duration_since(intended);
+        self.run.journal.write(Line::enqueue(
             slot.seq,
-            outcome,
-            done.saturating_duration_since(intended),
+            &outcome,
+            since_intended,
             done - start,
-        );
+        ));
+        // One lock for both, so a restart noticed elsewhere cannot see the request accepted
+        // but not yet placed with its instance.
+        let restart = {
+            let mut ledger = lock(&self.run.ledger);
+            ledger.on_enqueue(
+                slot.seq,
+                outcome,
+                done.saturating_duration_since(intended),
+                done - start,
+            );
+            accepted
+                .then(|| ledger.accepted_by(slot.seq, instance.as_deref()))
+                .flatten()
+        };
+        if let Some(restart) = restart {
+            self.run.dispatcher_restarted(&restart);
+        }
     }
 }
 
@@ -340,7 +375,7 @@ mod tests {
         drop(closed);
         let client = EnqueueClient::new(&url, Duration::from_secs(2)).unwrap();
         assert_eq!(
-            client.post(b"{}".to_vec()).await,
+            client.post(b"{}".to_vec()).await.0,
             EnqueueOutcome::Error {
                 kind: "connect_error"
             }
@@ -352,7 +387,7 @@ mod tests {
             .unwrap();
         let client = EnqueueClient::new(&url, Duration::from_millis(200)).unwrap();
         assert_eq!(
-            client.post(b"{}".to_vec()).await,
+            client.post(b"{}".to_vec()).await.0,
             EnqueueOutcome::Error { kind: "timeout" }
         );
         drop(silent);

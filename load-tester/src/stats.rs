@@ -187,6 +187,9 @@ pub struct Stats {
     pub missing_by_reason: BTreeMap<String, u64>,
     pub duplicates: u64,
     pub unmatched: u64,
+    /// Dispatcher restarts seen during the run (a new instance id).
+    #[serde(default)]
+    pub dispatcher_restarts: u64,
     pub concurrency_cap_hits: u64,
     pub failures_by_code: BTreeMap<String, u64>,
     /// Successful requests by the top-1 label of their answer (at most 64 labels, then
@@ -247,6 +250,7 @@ impl Stats {
             missing_by_reason: ledger.missing_by_reason(missing),
             duplicates: c.duplicates,
             unmatched: c.unmatched,
+            dispatcher_restarts: ledger.dispatcher_restarts(),
             concurrency_cap_hits: c.cap_hits,
             failures_by_code: ledger.failures().clone(),
             labels: ledger.labels().clone(),

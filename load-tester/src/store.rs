@@ -17,7 +17,7 @@ use harness_core::sync::lock;
 
 use crate::delivery::{Delivery, DeliveryStats, PullStatus, RecordDelivery};
 use crate::journal::{Journal, Line, RecordLine};
-use crate::ledger::{Ledger, RecordOutcome, parse_request_id};
+use crate::ledger::{Ledger, RecordOutcome, Restart, parse_request_id};
 use crate::metrics::Metrics;
 use crate::sampler::Timeline;
 use crate::schedule::ArrivalProcess;
@@ -130,6 +130,29 @@ impl RunState {
     pub fn with_journal(mut self, journal: Journal) -> Self {
         self.journal = journal;
         self
+    }
+
+    /// An answer came from dispatcher instance `id` (`/stats`, a records page): a new one
+    /// means the earlier instance is gone, with the requests it held.
+    pub fn observe_dispatcher(&self, id: &str) {
+        let restart = lock(&self.ledger).observe_instance(id);
+        if let Some(restart) = restart {
+            self.dispatcher_restarted(&restart);
+        }
+    }
+
+    /// Says what a dispatcher restart lost (once per restart), and wakes the drain: the
+    /// lost requests are no longer waited for.
+    pub fn dispatcher_restarted(&self, restart: &Restart) {
+        tracing::warn!(
+            run_id = self.id(),
+            previous = %restart.previous,
+            current = %restart.current,
+            lost = restart.lost,
+            "the dispatcher restarted: the requests its earlier instance held without a record \
+             count as missing (dispatcher restarted)"
+        );
+        self.records_arrived.notify_waiters();
     }
 
     pub fn id(&self) -> &str {

@@ -184,6 +184,8 @@ impl Outbox {
             cursor,
             more,
             dropped,
+            // The outbox knows nothing of the process; the route fills it in.
+            instance_id: String::new(),
         }
     }
 

@@ -136,7 +136,7 @@ impl Ledger {
         marked
     }
 
-    fn mark(&mut self, i: usize, reason: MissingReason) -> bool {
+    pub(super) fn mark(&mut self, i: usize, reason: MissingReason) -> bool {
         let s = self.states[i];
         if s & (RECORDED | REJECTED | SEND_ERROR | REASON_MASK) != 0 {
             return false;

@@ -17,9 +17,11 @@ use crate::schedule::Plan;
 use crate::target::DirectAnswer;
 
 mod aggregates;
+mod instances;
 mod missing;
 
 pub use aggregates::{Counts, Histograms, SecondBin};
+pub use instances::Restart;
 pub use missing::MissingReason;
 
 /// Histogram range: 1 µs to 1 hour; larger values saturate at the top.
@@ -77,6 +79,8 @@ pub struct Ledger {
     accepted_recorded: u64,
     /// Requests marked missing with a reason.
     marked: missing::Marked,
+    /// The dispatcher instances seen, and which one accepted each request.
+    instances: instances::Instances,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -105,6 +109,7 @@ impl Ledger {
             last_event: Duration::ZERO,
             accepted_recorded: 0,
             marked: missing::Marked::default(),
+            instances: instances::Instances::default(),
         }
     }
 

@@ -161,7 +161,11 @@ async fn enqueue(State(t): State<Target>, Json(body): Json<EnqueueRequest>) -> R
 fn accepted(id: String, queue_length: usize) -> Response {
     (
         StatusCode::ACCEPTED,
-        Json(EnqueueResponse { id, queue_length }),
+        Json(EnqueueResponse {
+            id,
+            queue_length,
+            instance_id: "fake".into(),
+        }),
     )
         .into_response()
 }
@@ -187,6 +191,7 @@ async fn flush_loop(t: Target) {
 async fn stats(State(t): State<Target>) -> Json<DispatcherStats> {
     let arrived = t.arrivals.lock().unwrap().len();
     Json(DispatcherStats {
+        instance_id: "fake".into(),
         queue_length: arrived % 7,
         queue_bytes: 0,
         queue_capacity: 10_000,
