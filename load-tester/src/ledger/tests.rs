@@ -365,3 +365,78 @@ fn a_rebuild_counts_a_recorded_request_as_sent_and_marks_the_rest_load_tester_st
     assert_eq!(by_reason["load tester stopped"], 2);
     assert_eq!(by_reason["no record"], 0);
 }
+
+#[test]
+fn a_new_dispatcher_instance_loses_what_the_earlier_one_held() {
+    // 0..4 accepted by instance a (0 and 1 without saying: taken as the current one).
+    let mut ledger = accepted_ledger(8, 0..0);
+    let at = Duration::from_millis(10);
+    let accept = |ledger: &mut Ledger, seq: u64, id: Option<&str>| {
+        ledger.on_enqueue(seq, EnqueueOutcome::Accepted, at, at);
+        ledger.accepted_by(seq, id)
+    };
+    assert_eq!(
+        ledger.observe_instance("a"),
+        None,
+        "the first id is no restart"
+    );
+    for seq in 0..4 {
+        let id = (seq >= 2).then_some("a");
+        assert_eq!(accept(&mut ledger, seq, id), None);
+    }
+    ledger.on_record(0, &record("r-0", 5.0, "ok"), Delivery::Push);
+    assert_eq!(ledger.observe_instance("a"), None);
+
+    // Request 4's answer comes from instance b: 1, 2 and 3 are lost, 4 is not.
+    let restart = accept(&mut ledger, 4, Some("b")).expect("a restart");
+    assert_eq!(
+        restart,
+        Restart {
+            previous: "a".into(),
+            current: "b".into(),
+            lost: 3
+        }
+    );
+    assert_eq!(ledger.missing_reason(4), None);
+    assert_eq!(ledger.outstanding(), 1, "only request 4 is waited for");
+    // A late answer from a (sent before the crash) is lost at once; a stale /stats changes nothing.
+    assert_eq!(accept(&mut ledger, 5, Some("a")), None);
+    assert_eq!(
+        ledger.missing_reason(5),
+        Some(MissingReason::DispatcherRestarted)
+    );
+    assert_eq!(ledger.observe_instance("a"), None);
+    assert_eq!(accept(&mut ledger, 6, Some("b")), None);
+    assert_eq!(ledger.dispatcher_restarts(), 1);
+    assert_eq!(ledger.marked_missing(MissingReason::DispatcherRestarted), 4);
+
+    // Request 2's record was pushed before the crash: its real outcome counts.
+    ledger.on_record(2, &record("r-2", 5.0, "ok"), Delivery::Push);
+    assert_eq!(ledger.marked_missing(MissingReason::DispatcherRestarted), 3);
+    // A second restart, seen by a /stats poll: 4 and 6 (b's) are lost too.
+    let second = ledger.observe_instance("c").expect("a second restart");
+    assert_eq!((second.previous.as_str(), second.lost), ("b", 2));
+    assert_eq!(ledger.dispatcher_restarts(), 2);
+    assert_eq!(ledger.outstanding(), 0);
+    let c = ledger.counts();
+    let missing = c.sent - c.completed - c.rejected - c.send_errors;
+    let by_reason = ledger.missing_by_reason(missing);
+    // 7 was sent and never answered: no record.
+    assert_eq!(by_reason["dispatcher restarted"], 5);
+    assert_eq!(by_reason["no record"], 1);
+    assert_eq!(
+        c.sent,
+        c.succeeded + c.failed + c.rejected + c.send_errors + missing
+    );
+}
+
+#[test]
+fn without_instance_ids_nothing_is_marked() {
+    let mut ledger = accepted_ledger(3, 0..3);
+    for seq in 0..3 {
+        assert_eq!(ledger.accepted_by(seq, None), None);
+    }
+    assert_eq!(ledger.observe_instance(""), None);
+    assert_eq!(ledger.dispatcher_restarts(), 0);
+    assert_eq!(ledger.outstanding(), 3);
+}
