@@ -36,6 +36,9 @@ pub enum Command {
     Serve(ServeConfig),
     /// Run one test from the command line and write its report.
     Run(RunArgs),
+    /// Rebuild a run's report from its journal (after a crash, or to redo it), collecting the
+    /// records the dispatcher still holds for the run.
+    Report(ReportArgs),
 }
 
 /// Settings of the generator, shared by `serve` (as defaults for each run) and `run`.
@@ -192,6 +195,38 @@ pub struct RunArgs {
     /// `failureRate>1%`, `enqueue.p99>=50ms`. Repeatable.
     #[arg(long = "fail-on", env = "FAIL_ON", value_delimiter = ',', value_parser = Threshold::parse)]
     pub fail_on: Vec<Threshold>,
+}
+
+/// `load-tester report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The run's report folder (`<reports-dir>/<runId>`, holding `journal.jsonl`); the report
+    /// is rebuilt into it. Required: there is no sensible default.
+    #[arg(long = "run-dir", env = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Whether to collect the records the dispatcher still holds for the run: `auto` tries when
+    /// some requests have no known fate and carries on without them if the dispatcher cannot
+    /// be reached; `require` fails then; `off` never asks.
+    #[arg(long, env = "REPORT_COLLECT", value_enum, default_value = "auto")]
+    pub collect: Collect,
+    /// The dispatcher to collect from [default: the run's own, from the journal].
+    #[arg(
+        long = "dispatcher-url",
+        visible_alias = "dispatcher",
+        env = "REPORT_DISPATCHER_URL"
+    )]
+    pub dispatcher_url: Option<String>,
+    /// The longest collecting may take.
+    #[arg(long = "collect-timeout", env = "REPORT_COLLECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub collect_timeout: Duration,
+}
+
+/// `--collect` of `load-tester report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Collect {
+    Auto,
+    Require,
+    Off,
 }
 
 /// A Prometheus metric to sample during a run.

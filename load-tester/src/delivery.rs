@@ -7,8 +7,9 @@
 use harness_core::wire::DroppedRecords;
 use serde::{Deserialize, Serialize};
 
-/// The path one record came by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The path one record came by (`push` or `pull` in the run journal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Delivery {
     /// Posted by the dispatcher to `/storeLatency`.
     Push,

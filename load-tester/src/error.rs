@@ -8,6 +8,7 @@ use harness_core::api_error::{ErrorDetail, error_response};
 
 use crate::base_url::UrlError;
 use crate::image_pool::PoolError;
+use crate::journal::JournalError;
 use crate::report::ReportError;
 use crate::schedule::UnknownArrivals;
 use crate::workload::WorkloadError;
@@ -25,6 +26,9 @@ pub enum PullError {
     },
     #[error("GET /records failed: {}", cause_chain(.0))]
     Request(#[source] reqwest::Error),
+    /// Collecting a run's records after a crash took longer than allowed.
+    #[error("the dispatcher still had records after {0:?} of collecting")]
+    Incomplete(std::time::Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +101,9 @@ pub enum Error {
     },
     #[error("cannot write the report: {0}")]
     Report(#[from] ReportError),
+    /// The run journal cannot be created, or (rebuilding a report) read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error("internal error: cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
 }
@@ -149,6 +156,7 @@ impl Error {
             Error::RecordsUnavailable { .. } => "records_unavailable",
             Error::Config(_) | Error::Url(_) | Error::EnqueueUri { .. } => "invalid_config",
             Error::Report(_) => "report_failed",
+            Error::Journal(_) => "journal_failed",
             Error::HttpClient(_) => "internal",
         }
     }
@@ -177,6 +185,7 @@ impl Error {
             | Error::Url(_)
             | Error::EnqueueUri { .. }
             | Error::Report(_)
+            | Error::Journal(_)
             | Error::TargetRequest(_)
             | Error::HttpClient(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

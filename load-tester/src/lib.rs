@@ -12,7 +12,8 @@
 //!
 //! Entry points: [`run`](fn@run) (the HTTP server of `load-tester serve`),
 //! [`run_load_test`] (one test with its own `/storeLatency` receiver: the CLI and the local
-//! demo) and [`run_command::run`] (`load-tester run`).
+//! demo), [`run_command::run`] (`load-tester run`) and [`report_command::run`]
+//! (`load-tester report`, a report rebuilt from a run's journal).
 //!
 //! # Layout
 //! Service skeleton:
@@ -33,7 +34,9 @@
 //! - [`ledger`]: one run's per-request flags, histograms and per-second bins.
 //! - [`sampler`]: time series sampled during a run (dispatcher `/stats`, Prometheus gauges).
 //! - [`delivery`]: the two paths records come by (push, pull) and the run's `delivery` stats.
+//! - [`journal`]: the run journal (`journal.jsonl`), its writer thread and its parser.
 //! - [`store`]: runs, progress and the record intake behind `/storeLatency`.
+//! - [`run_events`]: a run's events, each written to its journal and then its ledger.
 //! - [`pull`]: the pull path, a run's records fetched from the dispatcher's `GET /records`.
 //! - [`sender`]: the pacer thread and the send tasks (open loop).
 //! - [`stats`]: the numbers of `stats.json` and their names.
@@ -43,6 +46,8 @@
 //! - [`run`](mod@run): the run engine, one test from start to report (no HTTP serving).
 //! - [`run_command`]: runs `load-tester run` (progress bar, summary, exit code); named apart
 //!   from [`config`], which holds the clap types of every command.
+//! - [`rebuild`]: a run rebuilt from its journal, the records collected after a crash.
+//! - [`report_command`]: runs `load-tester report --run-dir` (a rebuilt report).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -51,13 +56,17 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod image_pool;
+pub mod journal;
 pub mod ledger;
 pub mod metrics;
 pub mod pull;
+pub mod rebuild;
 pub mod report;
+pub mod report_command;
 pub mod routes;
 pub mod run;
 pub mod run_command;
+pub mod run_events;
 pub mod run_options;
 pub mod sampler;
 pub mod schedule;
@@ -71,7 +80,7 @@ pub mod threshold;
 /// The workload file format, shared with the simulator (re-exported from `harness-core`).
 pub use harness_core::workload;
 
-pub use config::{Cli, Command, GeneratorArgs, RunArgs, ServeConfig};
+pub use config::{Cli, Command, GeneratorArgs, ReportArgs, RunArgs, ServeConfig};
 pub use error::Error;
 pub use image_pool::{ImagePool, PoolImage};
 pub use report::ReportFiles;

@@ -1,4 +1,5 @@
-//! `load-tester serve` (HTTP API) and `load-tester run` (one test from the terminal).
+//! `load-tester serve` (HTTP API), `load-tester run` (one test from the terminal) and
+//! `load-tester report` (a report rebuilt from a run's journal).
 
 use std::process::ExitCode;
 
@@ -29,5 +30,6 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             Ok(load_tester::run_command::run(args, harness_core::shutdown_signal()).await)
         }
+        Command::Report(args) => Ok(load_tester::report_command::run(args).await),
     }
 }

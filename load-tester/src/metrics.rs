@@ -32,6 +32,11 @@ pub struct Metrics {
     /// Records not stored; `reason` = `duplicate`, `redelivered` or `unmatched`.
     pub records_rejected: IntCounterVec,
     pub run_active: IntGauge,
+    /// Bytes written to run journals (`journal.jsonl`).
+    pub journal_bytes: IntCounter,
+    /// Journal lines lost because the writer's queue was full (each also counted in the
+    /// run's `journal.droppedLines`).
+    pub journal_lines_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -83,15 +88,27 @@ impl Metrics {
                 "1 while a run is sending or waiting for records.",
             )
             .unwrap_or_else(|e| unreachable!("{e}")),
+            journal_bytes: IntCounter::new(
+                "loadtest_journal_bytes_total",
+                "Bytes written to run journals (journal.jsonl).",
+            )
+            .unwrap_or_else(|e| unreachable!("{e}")),
+            journal_lines_dropped: IntCounter::new(
+                "loadtest_journal_lines_dropped_total",
+                "Journal lines lost because the journal writer fell behind.",
+            )
+            .unwrap_or_else(|e| unreachable!("{e}")),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
             Box::new(m.requests_sent.clone()),
             Box::new(m.enqueue_responses.clone()),
             Box::new(m.schedule_lag.clone()),
             Box::new(m.records_stored.clone()),
             Box::new(m.records_rejected.clone()),
             Box::new(m.run_active.clone()),
+            Box::new(m.journal_bytes.clone()),
+            Box::new(m.journal_lines_dropped.clone()),
         ];
         for collector in collectors {
             m.registry
@@ -138,6 +155,8 @@ mod tests {
             "loadtest_schedule_lag_seconds_bucket{le=\"0.0005\"} 1",
             "loadtest_records_stored_total 0",
             "loadtest_run_active 0",
+            "loadtest_journal_bytes_total 0",
+            "loadtest_journal_lines_dropped_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

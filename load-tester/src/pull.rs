@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_core::sync::lock;
 use harness_core::wire::RecordsPage;
 use reqwest::{StatusCode, Url};
 use tokio_util::sync::CancellationToken;
@@ -111,7 +110,7 @@ impl Puller {
                         failing = false;
                     }
                     backoff = Duration::ZERO;
-                    after = self.take(page);
+                    after = self.take(page).await;
                 }
                 Err(err) => {
                     if !failing {
@@ -144,10 +143,10 @@ impl Puller {
             .await
             {
                 Ok(page) if page.records.is_empty() => {
-                    self.take(page);
+                    self.take(page).await;
                     return;
                 }
-                Ok(page) => after = self.take(page),
+                Ok(page) => after = self.take(page).await,
                 Err(err) => {
                     tracing::warn!(%err, url = %self.url, "could not acknowledge the last pulled records; the dispatcher keeps them until its retention passes");
                     return;
@@ -156,14 +155,45 @@ impl Puller {
         }
     }
 
-    /// Stores a page; returns its cursor.
-    fn take(&self, page: RecordsPage) -> u64 {
+    /// Collects what the dispatcher still holds for the run, for a rebuild after a crash: pages
+    /// without waiting, until one comes back empty (which acknowledges the rest) or `timeout`
+    /// passes. Each page is in the journal before the next poll acknowledges it.
+    pub async fn collect(&self, timeout: Duration) -> Result<(), PullError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut after = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(PullError::Incomplete(timeout));
+            }
+            let id = self.run.id();
+            let page = poll(
+                &self.client,
+                &self.url,
+                id,
+                after,
+                "0s",
+                left.min(POLL_TIMEOUT),
+            )
+            .await?;
+            let empty = page.records.is_empty();
+            after = self.take(page).await;
+            if empty {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stores a page and returns its cursor once the page is in the run's journal: the next
+    /// poll acknowledges it, and the dispatcher forgets it.
+    async fn take(&self, page: RecordsPage) -> u64 {
         // Before the records: a page of a new instance carries none of the dead one's.
         self.run.observe_dispatcher(&page.instance_id);
         if !page.records.is_empty() {
             self.run.store_pulled(&page.records, &self.metrics);
         }
-        lock(&self.run.pull).dispatcher_dropped = page.dropped;
+        self.run.set_dispatcher_dropped(page.dropped);
+        self.run.journal.sync().await;
         page.cursor
     }
 }

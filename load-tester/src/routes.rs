@@ -329,10 +329,12 @@ pub async fn store_latency(
     State(state): State<AppState>,
     AppJson(batch): AppJson<LatencyBatch>,
 ) -> Json<StoreLatencyResponse> {
+    let records = batch.into_vec();
     Json(
         state
             .store
-            .store(&batch.into_vec(), Delivery::Push, &state.metrics),
+            .store_journaled(&records, Delivery::Push, &state.metrics)
+            .await,
     )
 }
 

@@ -20,13 +20,14 @@ use harness_core::sync::lock;
 use crate::base_url::endpoint;
 use crate::delivery::PullStatus;
 use crate::error::Error;
+use crate::journal::{FORMAT_VERSION, Header, Journal};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pull::{self, Puller};
 use crate::report::{ReportFiles, write_report};
 pub use crate::run_options::RunOptions;
 use crate::sampler::{DispatcherStatsSampler, Sampler, sample_all};
-use crate::schedule::Plan;
+use crate::schedule::{Arrivals, Plan};
 use crate::sender::{DirectSends, EnqueueClient, Generator};
 use crate::stats::Stats;
 use crate::store::{Phase, Progress, RunInfo, RunState, RunStore};
@@ -126,8 +127,8 @@ pub async fn prepare(
             pull::probe(&client, dispatcher, &run_id, delivery).await?
         }
     };
-    let state = register(run_id, &options, plan.clone(), store);
-    lock(&state.pull).status = pull;
+    let state = register(run_id, &options, plan.clone(), store, metrics)?;
+    state.set_pull_status(pull);
     let puller = (pull == PullStatus::Active).then(|| {
         Puller::new(
             client.clone(),
@@ -177,13 +178,15 @@ pub async fn prepare(
     })
 }
 
-/// A new run of `plan`, due to start in [`START_DELAY`], added to `store`.
+/// A new run of `plan`, due to start in [`START_DELAY`], journaling to
+/// `<reports_dir>/<runId>/journal.jsonl`, added to `store`.
 fn register(
     run_id: String,
     options: &RunOptions,
     plan: Arc<Plan>,
     store: &RunStore,
-) -> Arc<RunState> {
+    metrics: &Metrics,
+) -> Result<Arc<RunState>, Error> {
     let start = Instant::now() + START_DELAY;
     let start_unix_ms = harness_core::wire::now_unix_millis() + START_DELAY.as_secs_f64() * 1e3;
     let info = RunInfo {
@@ -196,10 +199,29 @@ fn register(
         record_delivery: options.record_delivery,
         target: options.target_info(),
     };
+    let header = Header {
+        version: FORMAT_VERSION,
+        run_id: run_id.clone(),
+        started_at_ms: start_unix_ms,
+        dispatcher_url: info.dispatcher_url.clone(),
+        target: info.target.clone(),
+        arrivals: info.arrivals,
+        seed: match options.arrivals {
+            Arrivals::Poisson { seed } => Some(seed),
+            Arrivals::Uniform => None,
+        },
+        max_requests: options.max_requests,
+        rates: plan.rates().to_vec(),
+        planned: plan.total(),
+        concurrency: info.concurrency,
+        images: info.images,
+        record_delivery: info.record_delivery,
+    };
+    let journal = Journal::create(&options.reports_dir.join(&run_id), &header, metrics)?;
     let ledger = Ledger::new(run_id, plan, start_unix_ms);
-    let state = Arc::new(RunState::new(info, start, ledger));
+    let state = Arc::new(RunState::new(info, start, ledger).with_journal(journal));
     store.insert(state.clone());
-    state
+    Ok(state)
 }
 
 /// Sends the schedule, waits for the records, and leaves the run `Done` or `Interrupted`.
@@ -266,6 +288,7 @@ pub async fn execute(run: PreparedRun, metrics: &Metrics, cancel: CancellationTo
     } else {
         Phase::Done
     };
+    state.journal.end(interrupted).await;
     state.set_phase(phase);
     metrics.run_active.dec();
     tracing::info!(run_id = state.id(), ?phase, outstanding, "run finished");
@@ -340,10 +363,7 @@ async fn sample_loop(
         }
         let at = state.elapsed();
         let samples = sample_all(&samplers, interval.mul_f64(0.9)).await;
-        let mut timeline = lock(&state.timeline);
-        for sample in samples {
-            timeline.push(at, sample);
-        }
+        state.push_samples(at, samples);
     }
 }
 

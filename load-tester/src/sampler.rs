@@ -15,7 +15,10 @@ use harness_core::wire::DispatcherStats;
 use reqwest::Url;
 
 /// Which axis of the "queue and replicas" plot a series belongs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum SeriesKind {
     /// Items waiting (left axis).
     Queue,

@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 use harness_core::sync::lock;
 
 use crate::image_pool::ImagePool;
+use crate::journal::Line;
 use crate::ledger::{EnqueueOutcome, request_id};
 use crate::metrics::Metrics;
 use crate::schedule::{Plan, Slot};
@@ -214,7 +215,7 @@ impl Generator {
             let permit = match limit.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
-                    lock(&self.run.ledger).on_cap_hit();
+                    self.run.on_cap_hit();
                     let wait = async {
                         tokio::select! {
                             permit = limit.clone().acquire_owned() => permit.ok(),
@@ -243,7 +244,7 @@ impl Generator {
         let intended = start + slot.offset;
         let started = Instant::now();
         let lag = started.saturating_duration_since(intended);
-        lock(&self.run.ledger).on_sent(slot.seq, lag, started - start);
+        self.run.on_sent(slot.seq, lag, started - start);
         self.metrics.requests_sent.inc();
         self.metrics.schedule_lag.observe(lag.as_secs_f64());
         if let Some(direct) = &self.direct {
@@ -262,6 +263,13 @@ impl Generator {
             EnqueueOutcome::Error { .. } => outcomes.error.inc(),
         }
         let accepted = outcome == EnqueueOutcome::Accepted;
+        let since_intended = done.saturating_duration_since(intended);
+        self.run.journal.write(Line::enqueue(
+            slot.seq,
+            &outcome,
+            since_intended,
+            done - start,
+        ));
         // One lock for both, so a restart noticed elsewhere cannot see the request accepted
         // but not yet placed with its instance.
         let restart = {
@@ -313,7 +321,7 @@ impl Generator {
             Ok(_) => outcomes.accepted.inc(),
             Err(_) => outcomes.error.inc(),
         }
-        lock(&self.run.ledger).on_direct(
+        self.run.on_direct(
             seq,
             answer,
             done.saturating_duration_since(intended),

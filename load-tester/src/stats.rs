@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use harness_core::sync::lock;
 
 use crate::delivery::DeliveryStats;
+use crate::journal::writer::JournalStats;
 use crate::schedule::ArrivalProcess;
 use crate::store::{Phase, RunState};
 use crate::target::TargetInfo;
@@ -206,6 +207,10 @@ pub struct Stats {
     /// Which paths brought the records, and what the dispatcher dropped.
     #[serde(default)]
     pub delivery: DeliveryStats,
+    /// The run journal (`journal.jsonl`): its size, lines lost, and whether this report was
+    /// rebuilt from it. Absent for runs without a journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalStats>,
 }
 
 impl Stats {
@@ -266,6 +271,7 @@ impl Stats {
                 Vec::new()
             },
             delivery,
+            journal: run.journal.stats(c.sent),
         }
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use harness_core::sync::lock;
 
 use crate::delivery::{Delivery, DeliveryStats, PullStatus, RecordDelivery};
+use crate::journal::{Journal, Line, RecordLine};
 use crate::ledger::{Ledger, RecordOutcome, Restart, parse_request_id};
 use crate::metrics::Metrics;
 use crate::sampler::Timeline;
@@ -106,6 +107,9 @@ pub struct RunState {
     pub pull: Mutex<PullState>,
     /// Woken when records arrive, so the drain can stop as soon as the last one is in.
     pub(crate) records_arrived: Notify,
+    /// Where every event of the ledger is also written (`journal.jsonl`), so that a report
+    /// survives the process (the `run_events` module writes both).
+    pub journal: Journal,
 }
 
 impl RunState {
@@ -118,7 +122,14 @@ impl RunState {
             phase: Mutex::new(Phase::Starting),
             pull: Mutex::new(PullState::default()),
             records_arrived: Notify::new(),
+            journal: Journal::disabled(),
         }
+    }
+
+    /// The same run, journaling its events to `journal`.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = journal;
+        self
     }
 
     /// An answer came from dispatcher instance `id` (`/stats`, a records page): a new one
@@ -270,6 +281,30 @@ impl RunStore {
         delivery: Delivery,
         metrics: &Metrics,
     ) -> StoreLatencyResponse {
+        self.store_batch(records, delivery, metrics).0
+    }
+
+    /// [`RunStore::store`], returning once the records are in their runs' journals: the
+    /// `/storeLatency` answer tells the dispatcher it may forget them.
+    pub async fn store_journaled(
+        &self,
+        records: &[LatencyRecord],
+        delivery: Delivery,
+        metrics: &Metrics,
+    ) -> StoreLatencyResponse {
+        let (response, touched) = self.store_batch(records, delivery, metrics);
+        for run in touched {
+            run.journal.sync().await;
+        }
+        response
+    }
+
+    fn store_batch(
+        &self,
+        records: &[LatencyRecord],
+        delivery: Delivery,
+        metrics: &Metrics,
+    ) -> (StoreLatencyResponse, Vec<Arc<RunState>>) {
         let mut stored = 0;
         let mut unmatched = 0;
         // Batches from one dispatcher nearly always belong to one run: remember the last
@@ -289,6 +324,8 @@ impl RunStore {
                             if !touched.iter().any(|t| Arc::ptr_eq(t, run)) {
                                 touched.push(run.clone());
                             }
+                            run.journal
+                                .write(Line::Record(RecordLine::new(seq, record, delivery)));
                             lock(&run.ledger).on_record(seq, record, delivery)
                         }
                         None => RecordOutcome::Unmatched,
@@ -301,10 +338,10 @@ impl RunStore {
             }
             count(outcome, metrics, &mut stored, &mut unmatched);
         }
-        for run in touched {
+        for run in &touched {
             run.records_arrived.notify_waiters();
         }
-        StoreLatencyResponse { stored, unmatched }
+        (StoreLatencyResponse { stored, unmatched }, touched)
     }
 }
 
@@ -321,6 +358,8 @@ impl RunState {
             for record in records {
                 let outcome = match parse_request_id(&record.id) {
                     Some((run_id, seq)) if run_id == self.id() => {
+                        let line = RecordLine::new(seq, record, Delivery::Pull);
+                        self.journal.write(Line::Record(line));
                         ledger.on_record(seq, record, Delivery::Pull)
                     }
                     _ => RecordOutcome::Unmatched,

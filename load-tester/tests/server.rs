@@ -23,7 +23,7 @@ fn serve_config(args: &[&str]) -> ServeConfig {
     all.extend_from_slice(args);
     match Cli::try_parse_from(all).unwrap().command {
         Command::Serve(config) => config,
-        Command::Run(_) => unreachable!(),
+        Command::Run(_) | Command::Report(_) => unreachable!(),
     }
 }
 

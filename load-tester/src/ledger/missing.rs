@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{ACCEPTED, Ledger, RECORDED, REJECTED, SEND_ERROR};
+use super::{ACCEPTED, Ledger, RECORDED, REJECTED, SEND_ERROR, SENT};
 
 /// The two state bits holding a request's [`MissingReason`] code; 0 means not marked.
 const REASON_MASK: u8 = 0b1100_0000;
@@ -108,6 +108,19 @@ impl Ledger {
 
     /// Marks, for `reason`, the accepted requests without record or reason whose index passes
     /// `filter`; returns how many.
+    /// Marks every request sent whose fate is unknown, accepted without a record or never
+    /// answered at all, as missing for `reason`; returns how many were marked. A rebuild after
+    /// the load tester was killed marks what is left as [`MissingReason::LoadTesterStopped`].
+    pub fn mark_unknown_missing(&mut self, reason: MissingReason) -> u64 {
+        let mut marked = 0;
+        for i in 0..self.states.len() {
+            if self.states[i] & SENT != 0 {
+                marked += u64::from(self.mark(i, reason));
+            }
+        }
+        marked
+    }
+
     pub(super) fn mark_where(
         &mut self,
         reason: MissingReason,

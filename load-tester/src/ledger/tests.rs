@@ -329,6 +329,44 @@ fn a_request_marked_before_its_answer_is_not_outstanding() {
 }
 
 #[test]
+fn a_rebuild_counts_a_recorded_request_as_sent_and_marks_the_rest_load_tester_stopped() {
+    let plan = Arc::new(Plan::new(
+        &Workload::parse("5", "w").unwrap(),
+        Arrivals::Uniform,
+        None,
+    ));
+    let mut ledger = Ledger::new("r", plan, 1_000.0);
+    let at = Duration::from_millis(10);
+    // 0: accepted; 1: sent, never answered; 2: rejected; 3: no journal line at all, but its
+    // record arrives (the send's line was lost with the load tester); 4: never sent.
+    for seq in 0..3 {
+        ledger.on_sent(seq, Duration::ZERO, at);
+    }
+    ledger.on_enqueue(0, EnqueueOutcome::Accepted, at, at);
+    let rejected = EnqueueOutcome::Rejected {
+        code: "queue_full".into(),
+    };
+    ledger.on_enqueue(2, rejected, at, at);
+    ledger.on_record(3, &record("r-3", 50.0, "ok"), Delivery::Pull);
+    let c = ledger.counts();
+    assert_eq!((c.sent, c.completed, c.rejected), (4, 1, 1));
+    assert_eq!(ledger.seconds()[0].sent, 4);
+    // 0 and 1 have no fate: both marked, not 2 (rejected), 3 (recorded) or 4 (never sent).
+    assert_eq!(
+        ledger.mark_unknown_missing(MissingReason::LoadTesterStopped),
+        2
+    );
+    assert_eq!(
+        ledger.missing_reason(1),
+        Some(MissingReason::LoadTesterStopped)
+    );
+    assert_eq!(ledger.missing_reason(4), None);
+    let by_reason = ledger.missing_by_reason(2);
+    assert_eq!(by_reason["load tester stopped"], 2);
+    assert_eq!(by_reason["no record"], 0);
+}
+
+#[test]
 fn a_new_dispatcher_instance_loses_what_the_earlier_one_held() {
     // 0..4 accepted by instance a (0 and 1 without saying: taken as the current one).
     let mut ledger = accepted_ledger(8, 0..0);

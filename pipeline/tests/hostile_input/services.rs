@@ -105,7 +105,9 @@ pub fn load_tester_config() -> load_tester::ServeConfig {
     .expect("load tester flags");
     match cli.command {
         load_tester::Command::Serve(config) => config,
-        load_tester::Command::Run(_) => unreachable!("parsed `serve`"),
+        load_tester::Command::Run(_) | load_tester::Command::Report(_) => {
+            unreachable!("parsed `serve`")
+        }
     }
 }
 

@@ -1,0 +1,403 @@
+//! The journal's writer: a dedicated thread behind a bounded queue, writing through a
+//! `BufWriter` flushed every [`FLUSH_EVERY`], on request ([`Journal::sync`]) and at the end.
+//!
+//! Callers never wait for the disk: the send path, the pacer and the record intake hand a line
+//! over with `try_send`. When the queue is full (the disk stalled for a long while) the line is
+//! dropped and counted, in the run's `journal.droppedLines`, a `lost` line and
+//! `loadtest_journal_lines_dropped_total`: the open loop must not slow down for its own
+//! bookkeeping, and the report must say that its rebuild would be incomplete. A flush hands the
+//! lines to the operating system, which keeps them across a `kill -9` of this process.
+//!
+//! Records are the one thing the dispatcher forgets once collected, so the two intakes call
+//! [`Journal::sync`] before they acknowledge a batch (the pull path's next poll, the push path's
+//! answer): a record the dispatcher considers delivered is in the journal's file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::read::ReadSummary;
+use super::{Header, JOURNAL_FILE, JournalError, Line};
+use crate::metrics::Metrics;
+
+/// Lines waiting for the writer thread at most (a few MB).
+pub const QUEUE_LINES: usize = 65_536;
+/// The longest a written line stays in the process's buffer.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// What the journal wrote: the `journal` object of `stats.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalStats {
+    /// The file, relative to the report folder.
+    pub file: String,
+    pub lines: u64,
+    pub bytes: u64,
+    /// `bytes / sent`, what one request costs in the journal.
+    pub bytes_per_request: f64,
+    /// Lines lost because the writer fell behind: a rebuild from this journal would miss them.
+    pub dropped_lines: u64,
+    /// The journal holds the run's end; false while the run goes on, or when it was cut short.
+    pub ended: bool,
+    /// This report was rebuilt from the journal (`load-tester report --run-dir`).
+    pub rebuilt: bool,
+    /// The rebuild found a last line without its newline (cut by the crash) and ignored it.
+    pub torn_line_ignored: bool,
+}
+
+enum Message {
+    Line(Line),
+    /// Answered once every earlier line is written to the file.
+    Sync(oneshot::Sender<()>),
+    /// Writes the line (if any), flushes, answers and stops the thread.
+    Close(Option<Line>, oneshot::Sender<()>),
+}
+
+/// A handle on a run's journal; cheap to clone. [`Journal::disabled`] writes nothing.
+#[derive(Clone, Default)]
+pub struct Journal {
+    shared: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shared {
+            Some(shared) => write!(f, "Journal({})", shared.path.display()),
+            None => f.write_str("Journal(disabled)"),
+        }
+    }
+}
+
+struct Shared {
+    tx: SyncSender<Message>,
+    path: PathBuf,
+    counters: Arc<Counters>,
+    dropped_metric: IntCounter,
+    rebuilt: bool,
+    torn_line_ignored: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    lines: AtomicU64,
+    bytes: AtomicU64,
+    dropped: AtomicU64,
+    ended: AtomicBool,
+}
+
+impl Counters {
+    /// Counting on from what a read found.
+    fn of_read(read: &ReadSummary) -> Self {
+        Self {
+            lines: AtomicU64::new(read.lines),
+            bytes: AtomicU64::new(read.bytes),
+            dropped: AtomicU64::new(read.lost),
+            ended: AtomicBool::new(read.ended.is_some()),
+        }
+    }
+}
+
+impl Journal {
+    /// A journal that writes nothing (runs built by hand, benchmarks).
+    pub fn disabled() -> Self {
+        Self { shared: None }
+    }
+
+    /// Creates `<dir>/journal.jsonl` with `header` as its first line, written to the file
+    /// before this returns, and starts the writer thread.
+    pub fn create(dir: &Path, header: &Header, metrics: &Metrics) -> Result<Self, JournalError> {
+        Self::create_with_queue(dir, header, metrics, QUEUE_LINES)
+    }
+
+    /// [`Journal::create`] with a queue of `queue` lines (tests fill a small one).
+    pub(crate) fn create_with_queue(
+        dir: &Path,
+        header: &Header,
+        metrics: &Metrics,
+        queue: usize,
+    ) -> Result<Self, JournalError> {
+        let path = dir.join(JOURNAL_FILE);
+        let create = |source| JournalError::Create {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(create)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(create)?;
+        let counters = Arc::new(Counters::default());
+        let mut writer = Writer::new(file, &path, counters.clone(), metrics);
+        writer.write(&Line::Run(Box::new(header.clone())));
+        writer.flush();
+        if writer.failed {
+            return Err(create(std::io::Error::other("cannot write the header")));
+        }
+        Self::start(writer, path, counters, metrics, (queue, false, false))
+    }
+
+    /// Reopens a journal read by a rebuild, to append the records collected after the crash:
+    /// cuts a torn last line first (so the next line starts a line of its own) and counts on
+    /// from what the read found.
+    pub fn append(
+        path: &Path,
+        read: &ReadSummary,
+        metrics: &Metrics,
+    ) -> Result<Self, JournalError> {
+        let open = |source| JournalError::Create {
+            path: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new().append(true).open(path).map_err(open)?;
+        if read.torn_bytes > 0 {
+            file.set_len(read.bytes).map_err(open)?;
+        }
+        let counters = Arc::new(Counters::of_read(read));
+        let writer = Writer::new(file, path, counters.clone(), metrics);
+        let flags = (QUEUE_LINES, true, read.torn_bytes > 0);
+        Self::start(writer, path.to_owned(), counters, metrics, flags)
+    }
+
+    /// A journal read by a rebuild that appends nothing (no records to collect): it only
+    /// reports what the read found.
+    pub fn read_only(path: &Path, read: &ReadSummary, metrics: &Metrics) -> Self {
+        // A queue whose receiver is gone: every line and control returns at once.
+        let (tx, _) = sync_channel(0);
+        Self {
+            shared: Some(Arc::new(Shared {
+                tx,
+                path: path.to_owned(),
+                counters: Arc::new(Counters::of_read(read)),
+                dropped_metric: metrics.journal_lines_dropped.clone(),
+                rebuilt: true,
+                torn_line_ignored: read.torn_bytes > 0,
+            })),
+        }
+    }
+
+    /// Starts the writer thread; `(queue, rebuilt, torn_line_ignored)`.
+    fn start(
+        mut writer: Writer,
+        path: PathBuf,
+        counters: Arc<Counters>,
+        metrics: &Metrics,
+        (queue, rebuilt, torn_line_ignored): (usize, bool, bool),
+    ) -> Result<Self, JournalError> {
+        let (tx, rx) = sync_channel(queue);
+        writer.lost_written = counters.dropped.load(Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("loadtest-journal".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(JournalError::Thread)?;
+        Ok(Self {
+            shared: Some(Arc::new(Shared {
+                tx,
+                path,
+                counters,
+                dropped_metric: metrics.journal_lines_dropped.clone(),
+                rebuilt,
+                torn_line_ignored,
+            })),
+        })
+    }
+
+    /// Hands a line to the writer without waiting; a full queue drops and counts it.
+    pub fn write(&self, line: Line) {
+        let Some(shared) = &self.shared else { return };
+        match shared.tx.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.dropped_metric.inc();
+            }
+            // Closed: the run has ended and the journal with it; later events (a record
+            // pushed after the run) are in the ledger only.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Returns once every line handed over before is in the file (or the journal is closed).
+    pub async fn sync(&self) {
+        self.control(Message::Sync).await;
+    }
+
+    /// Writes the end marker, flushes and stops the writer: the run ended.
+    pub async fn end(&self, interrupted: bool) {
+        self.control(|done| Message::Close(Some(Line::End { interrupted }), done))
+            .await;
+    }
+
+    /// Flushes and stops the writer without an end marker (a rebuild's appended records).
+    pub async fn close(&self) {
+        self.control(|done| Message::Close(None, done)).await;
+    }
+
+    async fn control(&self, message: impl FnOnce(oneshot::Sender<()>) -> Message) {
+        let Some(shared) = &self.shared else { return };
+        let (done, written) = oneshot::channel();
+        match shared.tx.try_send(message(done)) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return,
+            // Full: wait for room off the runtime's threads.
+            Err(TrySendError::Full(message)) => {
+                let tx = shared.tx.clone();
+                let sent = tokio::task::spawn_blocking(move || tx.send(message)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return;
+                }
+            }
+        }
+        let _ = written.await;
+    }
+
+    /// What has been written so far; `None` for a disabled journal. `sent` gives the
+    /// bytes per request.
+    pub fn stats(&self, sent: u64) -> Option<JournalStats> {
+        let shared = self.shared.as_ref()?;
+        let c = &shared.counters;
+        let bytes = c.bytes.load(Ordering::Relaxed);
+        Some(JournalStats {
+            file: JOURNAL_FILE.to_owned(),
+            lines: c.lines.load(Ordering::Relaxed),
+            bytes,
+            bytes_per_request: if sent > 0 {
+                (bytes as f64 / sent as f64 * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            dropped_lines: c.dropped.load(Ordering::Relaxed),
+            ended: c.ended.load(Ordering::Relaxed),
+            rebuilt: shared.rebuilt,
+            torn_line_ignored: shared.torn_line_ignored,
+        })
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    out: BufWriter<File>,
+    path: PathBuf,
+    line: Vec<u8>,
+    counters: Arc<Counters>,
+    bytes_metric: IntCounter,
+    dropped_metric: IntCounter,
+    /// The `dropped` count the last `lost` line said.
+    lost_written: u64,
+    /// A write failed (disk full, I/O error): every later line is dropped and counted.
+    failed: bool,
+}
+
+impl Writer {
+    fn new(file: File, path: &Path, counters: Arc<Counters>, metrics: &Metrics) -> Self {
+        Self {
+            out: BufWriter::with_capacity(BUFFER_BYTES, file),
+            path: path.to_owned(),
+            line: Vec::with_capacity(256),
+            counters,
+            bytes_metric: metrics.journal_bytes.clone(),
+            dropped_metric: metrics.journal_lines_dropped.clone(),
+            lost_written: 0,
+            failed: false,
+        }
+    }
+
+    fn run(mut self, rx: &Receiver<Message>) {
+        let mut next_flush = Instant::now() + FLUSH_EVERY;
+        loop {
+            match rx.recv_timeout(next_flush.saturating_duration_since(Instant::now())) {
+                Ok(Message::Line(line)) => self.write(&line),
+                Ok(Message::Sync(done)) => {
+                    self.flush();
+                    let _ = done.send(());
+                }
+                Ok(Message::Close(line, done)) => {
+                    self.note_lost();
+                    if let Some(line) = line {
+                        self.write(&line);
+                        self.counters.ended.store(true, Ordering::Relaxed);
+                    }
+                    self.flush();
+                    let _ = done.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.note_lost();
+                    self.flush();
+                    return;
+                }
+            }
+            if Instant::now() >= next_flush {
+                self.note_lost();
+                self.flush();
+                next_flush = Instant::now() + FLUSH_EVERY;
+            }
+        }
+    }
+
+    fn write(&mut self, line: &Line) {
+        if self.failed {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_metric.inc();
+            return;
+        }
+        self.line.clear();
+        if let Err(err) = serde_json::to_writer(&mut self.line, line) {
+            // Every line type serialises; this would be a bug, and it is counted, not hidden.
+            tracing::error!(%err, "cannot serialise a journal line");
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.line.push(b'\n');
+        match self.out.write_all(&self.line) {
+            Ok(()) => {
+                let len = self.line.len() as u64;
+                self.counters.lines.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes.fetch_add(len, Ordering::Relaxed);
+                self.bytes_metric.inc_by(len);
+            }
+            Err(err) => self.fail(&err),
+        }
+    }
+
+    /// Writes a `lost` line when lines were dropped since the last one.
+    fn note_lost(&mut self) {
+        let dropped = self.counters.dropped.load(Ordering::Relaxed);
+        if dropped > self.lost_written && !self.failed {
+            tracing::warn!(
+                file = %self.path.display(),
+                dropped,
+                "the journal writer fell behind and dropped lines; a rebuild from this journal \
+                 would miss them"
+            );
+            self.lost_written = dropped;
+            self.write(&Line::Lost { lines: dropped });
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.failed
+            && let Err(err) = self.out.flush()
+        {
+            self.fail(&err);
+        }
+    }
+
+    fn fail(&mut self, err: &std::io::Error) {
+        tracing::error!(file = %self.path.display(), %err, "cannot write the run journal; \
+                        later lines are dropped and counted");
+        self.failed = true;
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        self.dropped_metric.inc();
+    }
+}
