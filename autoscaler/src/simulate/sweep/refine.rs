@@ -78,8 +78,7 @@ fn bracket(points: &[Point], target: &Point, range: (f64, f64)) -> (f64, f64) {
         .map_or(range.1, |p| p.knob);
     let lo = sorted
         .iter()
-        .filter(|p| p.knob < hi && p.pod_seconds <= target.pod_seconds)
-        .next_back()
+        .rfind(|p| p.knob < hi && p.pod_seconds <= target.pod_seconds)
         .map_or(range.0, |p| p.knob);
     (lo, hi)
 }
