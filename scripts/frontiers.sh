@@ -3,7 +3,8 @@
 # shipped in autoscaler/workloads/ and four generated ones (a noisy two-day diurnal, a week,
 # steps, ramps; written to a temporary directory, not the repository). For each trace it runs
 # `autoscaler simulate --sweep` and prints the frontiers, whether predictive's dominates the
-# HPA's (and which HPA settings it does not), the scale-event ratio at defaults and the
+# HPA's once the sweep has searched between grid margins (and which HPA settings it does not,
+# and how many the grid alone left), the scale-event ratio at defaults and the
 # forecaster's MASE; then one summary line per trace. Exits non-zero if predictive fails to
 # dominate the HPA or makes more than 2× its scale events at defaults on any trace.
 #
@@ -50,6 +51,7 @@ for trace in "${traces[@]}"; do
     (.comparisons[] | select(.other == "hpa")) as $c
     | "\($name): predictive dominates hpa: \($c.dominates)"
       + (if $c.dominates then "" else " (undominated hpa targets: \([$c.undominated[].knob] | map(tostring) | join(", ")))" end)
+      + "; grid alone left \($c.undominatedOnGrid | length)"
       + "; scale events at defaults \($c.scaleEventRatioAtDefaults * 100 | round / 100)× hpa"
       + "; MASE \(.forecastAccuracy.mase * 1000 | round / 1000); \($took | tonumber * 10 | round / 10) s"' \
     "$OUT/$name.json")

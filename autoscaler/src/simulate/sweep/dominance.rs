@@ -15,6 +15,8 @@ pub struct Point {
     /// Requests that waited longer than the SLA, refused ones included.
     pub sla_violations: u64,
     pub scale_events: u32,
+    /// Found by the search between grid values ([`super::refine`]), not on the grid.
+    pub refined: bool,
 }
 
 impl Point {
@@ -46,6 +48,7 @@ mod tests {
             pod_seconds,
             sla_violations,
             scale_events: 0,
+            refined: false,
         }
     }
 

@@ -8,13 +8,19 @@
 //! peak at 50 %. Every point is one full run
 //! ([`super::engine`]) on the same requests; all of them run in parallel. Each policy but
 //! `static:N` also runs once at the tuning as given (its defaults), for the scale-event ratio.
+//! When both `hpa` and `predictive` are swept, every HPA point the predictive grid leaves
+//! undominated gets a search for a margin between grid values that dominates it (`refine`, at
+//! most 8 extra runs per point, also in parallel); the margins found join predictive's frontier,
+//! marked `refined`.
 //!
-//! Layout: `dominance` (points, frontiers, which beats which), `accuracy` (MASE of the
-//! forecaster), `plot` (the PNG), `report` (table and JSON).
+//! Layout: `dominance` (points, frontiers, which beats which), `refine` (the search between
+//! grid values), `accuracy` (MASE of the forecaster), `plot` (the PNG), `report` (table and
+//! JSON).
 
 mod accuracy;
 mod dominance;
 mod plot;
+mod refine;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -178,11 +184,52 @@ pub fn sweep(
             None => f.at_defaults = Some(point),
         }
     }
+    refine_predictive(workload, policies, tuning, params, &mut frontiers);
     let interval = params.interval.as_secs_f64();
     let horizon = Predictive::new(tuning, params.interval).horizon();
     let series = observed_rates(workload, interval, params.seed);
     let accuracy = mase(&series, tuning.forecast, horizon);
     SweepReport::new(path, workload, params, accuracy, frontiers)
+}
+
+/// Adds to predictive's frontier the margins [`refine::refine`] finds against the HPA's points
+/// (nothing unless both are swept); predictive's frontier stays in knob order.
+fn refine_predictive(
+    workload: &Workload,
+    policies: &[PolicySpec],
+    tuning: &Tuning,
+    params: &SimParams,
+    frontiers: &mut [PolicyFrontier],
+) {
+    let find = |spec: PolicySpec| policies.iter().position(|&p| p == spec);
+    let (Some(ours), Some(theirs)) = (find(PolicySpec::Predictive), find(PolicySpec::Hpa)) else {
+        return;
+    };
+    let range = (LOWEST_MARGIN / 2.0, HIGHEST_MARGIN * 2.0);
+    let found = refine::refine(
+        &frontiers[ours].frontier,
+        &frontiers[theirs].frontier,
+        range,
+        |knobs| {
+            let jobs: Vec<Job> = knobs
+                .iter()
+                .map(|&value| {
+                    let (spec, tuning) =
+                        Knob::SafetyMargin.apply(PolicySpec::Predictive, value, tuning);
+                    Job {
+                        policy: ours,
+                        knob: Some(value),
+                        spec,
+                        tuning,
+                    }
+                })
+                .collect();
+            run_all(workload, &jobs, params)
+        },
+    );
+    let frontier = &mut frontiers[ours].frontier;
+    frontier.extend(found);
+    frontier.sort_by(|a, b| a.knob.total_cmp(&b.knob));
 }
 
 /// Runs the jobs on every CPU the process may use, results in the order given.
@@ -205,6 +252,7 @@ fn run_all(workload: &Workload, jobs: &[Job], params: &SimParams) -> Vec<Point> 
                             pod_seconds: r.pod_seconds,
                             sla_violations: r.sla_violations + r.rejected,
                             scale_events: r.scale_events,
+                            refined: false,
                         };
                         if let Ok(mut slots) = results.lock() {
                             slots[i] = Some(point);

@@ -36,7 +36,8 @@ pub struct PolicyFrontier {
     pub policy: String,
     /// The tuning key the sweep varies.
     pub knob: &'static str,
-    /// One point per knob value, cheapest setting first.
+    /// One point per knob value, cheapest setting first; predictive's also holds the margins
+    /// the search found (`refined`), in knob order.
     pub frontier: Vec<Point>,
     /// The run at the tuning as given (`knob` is 0 there).
     pub at_defaults: Option<Point>,
@@ -68,8 +69,10 @@ pub struct Comparison {
     pub other: String,
     /// Every point of `other` is dominated by a point of `policy`.
     pub dominates: bool,
-    /// The points of `other` no point of `policy` dominates.
+    /// The points of `other` no point of `policy` dominates, refined points included.
     pub undominated: Vec<Point>,
+    /// The points of `other` no grid point of `policy` dominates (before the search).
+    pub undominated_on_grid: Vec<Point>,
     /// `policy`'s scale events over `other`'s, both at the tuning as given.
     pub scale_event_ratio_at_defaults: Option<f64>,
 }
@@ -133,7 +136,10 @@ impl SweepReport {
                 "\n{:<12} {:>24} {:>10} {:>10} {:>7}",
                 p.policy, p.knob, "pod-hours", "over SLA", "scales"
             );
-            let rows = p.frontier.iter().map(|pt| (format!("{:.3}", pt.knob), pt));
+            let rows = p.frontier.iter().map(|pt| {
+                let mark = if pt.refined { " (searched)" } else { "" };
+                (format!("{:.3}{mark}", pt.knob), pt)
+            });
             let defaults = p.at_defaults.iter().map(|pt| ("as tuned".to_owned(), pt));
             for (knob, pt) in rows.chain(defaults) {
                 let _ = writeln!(
@@ -165,6 +171,13 @@ impl SweepReport {
                     knobs.join(", ")
                 );
             }
+            if c.undominated_on_grid.len() > c.undominated.len() {
+                let _ = write!(
+                    out,
+                    " ({} undominated by the grid alone)",
+                    c.undominated_on_grid.len()
+                );
+            }
             if let Some(r) = c.scale_event_ratio_at_defaults {
                 let _ = write!(out, "; scale events at defaults {r:.2}× {}'s", c.other);
             }
@@ -179,6 +192,16 @@ fn compare(ours: &PolicyFrontier, other: &PolicyFrontier) -> Comparison {
         .into_iter()
         .copied()
         .collect();
+    let grid: Vec<Point> = ours
+        .frontier
+        .iter()
+        .filter(|p| !p.refined)
+        .copied()
+        .collect();
+    let on_grid: Vec<Point> = undominated(&grid, &other.frontier)
+        .into_iter()
+        .copied()
+        .collect();
     let ratio = match (ours.at_defaults, other.at_defaults) {
         (Some(a), Some(b)) if b.scale_events > 0 => {
             Some(f64::from(a.scale_events) / f64::from(b.scale_events))
@@ -190,6 +213,7 @@ fn compare(ours: &PolicyFrontier, other: &PolicyFrontier) -> Comparison {
         other: other.policy.clone(),
         dominates: left.is_empty(),
         undominated: left,
+        undominated_on_grid: on_grid,
         scale_event_ratio_at_defaults: ratio,
     }
 }

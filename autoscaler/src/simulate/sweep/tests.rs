@@ -79,7 +79,15 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     );
     assert_eq!(report.policies.len(), 3);
     for p in &report.policies {
-        assert_eq!(p.frontier.len(), 3, "{}", p.policy);
+        let grid = p.frontier.iter().filter(|pt| !pt.refined).count();
+        assert_eq!(grid, 3, "{}", p.policy);
+        // Only predictive is searched between grid values, within the budget, in knob order.
+        let refined = p.frontier.len() - grid;
+        assert!(
+            refined == 0 || (p.policy == "predictive" && refined <= 8 * 3),
+            "{}: {refined} refined",
+            p.policy
+        );
         assert_eq!(
             p.at_defaults.is_some(),
             p.policy != "static",
@@ -108,6 +116,16 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     let left = undominated(&report.policies[1].frontier, hpa);
     assert_eq!(c.dominates, left.is_empty());
     assert_eq!(c.undominated.len(), left.len());
+    let grid: Vec<Point> = report.policies[1]
+        .frontier
+        .iter()
+        .filter(|p| !p.refined)
+        .copied()
+        .collect();
+    assert_eq!(c.undominated_on_grid.len(), undominated(&grid, hpa).len());
+    assert!(c.undominated.len() <= c.undominated_on_grid.len());
+    let knobs: Vec<f64> = report.policies[1].frontier.iter().map(|p| p.knob).collect();
+    assert!(knobs.windows(2).all(|w| w[0] < w[1]), "{knobs:?}");
     let accuracy = report.forecast_accuracy;
     assert_eq!(accuracy.horizon_intervals, 3);
     assert!(accuracy.mase.is_some_and(|m| m.is_finite() && m > 0.0));
@@ -126,12 +144,19 @@ fn a_short_sweep_has_one_point_per_knob_value_and_the_documented_json() {
     assert_eq!(policy["policy"], "predictive");
     assert_eq!(policy["knob"], "safetyMargin");
     let point = &policy["frontier"][0];
-    for key in ["knob", "podSeconds", "slaViolations", "scaleEvents"] {
+    for key in [
+        "knob",
+        "podSeconds",
+        "slaViolations",
+        "scaleEvents",
+        "refined",
+    ] {
         assert!(point.get(key).is_some(), "{key} missing from {point}");
     }
     assert_eq!(json["policies"][2]["policy"], "static");
     assert!(json["forecastAccuracy"]["mase"].is_f64());
     assert!(json["comparisons"][0]["dominates"].is_boolean());
+    assert!(json["comparisons"][0]["undominatedOnGrid"].is_array());
     assert!(json["comparisons"][0]["scaleEventRatioAtDefaults"].is_number());
 }
 
