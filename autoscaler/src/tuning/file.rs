@@ -24,6 +24,9 @@ pub struct TuningFile {
     pub min_warm_replicas: u32,
     pub max_replicas: u32,
     pub scale_down_cooldown_seconds: f64,
+    /// With `minWarmReplicas: 0`: idle time (no arrival, empty queue) before the last replica
+    /// goes.
+    pub scale_to_zero_after_seconds: f64,
     pub safety_margin: f64,
     pub forecasting_model: ForecastFile,
     pub queue_drain_seconds: f64,
@@ -49,6 +52,7 @@ impl Default for TuningFile {
             min_warm_replicas: 1,
             max_replicas: 50,
             scale_down_cooldown_seconds: 120.0,
+            scale_to_zero_after_seconds: 300.0,
             safety_margin: 1.1,
             forecasting_model: ForecastFile::default(),
             queue_drain_seconds: 30.0,
@@ -226,6 +230,10 @@ impl TuningFile {
             queue_target_per_replica: positive(
                 "queue.targetPerReplica",
                 self.queue.target_per_replica,
+            )?,
+            scale_to_zero_after: seconds(
+                "scaleToZeroAfterSeconds",
+                self.scale_to_zero_after_seconds,
             )?,
             queries: prometheus.queries.clone(),
             prometheus_timeout: seconds(

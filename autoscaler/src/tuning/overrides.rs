@@ -29,6 +29,10 @@ pub struct TuningOverrides {
     /// Seconds after any scaling before a scale-down (`scaleDownCooldownSeconds`).
     #[arg(long, env = "SCALE_DOWN_COOLDOWN_SECONDS")]
     pub scale_down_cooldown_seconds: Option<f64>,
+    /// With --min-warm-replicas 0: seconds without arrivals, queue or in-flight requests
+    /// before the last replica goes (`scaleToZeroAfterSeconds`).
+    #[arg(long, env = "SCALE_TO_ZERO_AFTER_SECONDS")]
+    pub scale_to_zero_after_seconds: Option<f64>,
     /// Multiplier on the forecast load (`safetyMargin`).
     #[arg(long, env = "SAFETY_MARGIN")]
     pub safety_margin: Option<f64>,
@@ -54,6 +58,10 @@ impl TuningOverrides {
                 "scaleDownCooldownSeconds",
                 self.scale_down_cooldown_seconds.is_some(),
             ),
+            (
+                "scaleToZeroAfterSeconds",
+                self.scale_to_zero_after_seconds.is_some(),
+            ),
             ("safetyMargin", self.safety_margin.is_some()),
         ];
         set.iter().any(|&(name, is_set)| is_set && name == top)
@@ -78,6 +86,10 @@ impl TuningOverrides {
         set(
             &mut file.scale_down_cooldown_seconds,
             self.scale_down_cooldown_seconds,
+        );
+        set(
+            &mut file.scale_to_zero_after_seconds,
+            self.scale_to_zero_after_seconds,
         );
         set(&mut file.safety_margin, self.safety_margin);
     }

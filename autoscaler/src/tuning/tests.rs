@@ -74,6 +74,7 @@ fn invalid_values_name_their_key() {
         ("minWarmReplicas: 9\nmaxReplicas: 8", "minWarmReplicas"),
         ("maxReplicas: 0", "maxReplicas"),
         ("scaleDownCooldownSeconds: -5", "scaleDownCooldownSeconds"),
+        ("scaleToZeroAfterSeconds: -1", "scaleToZeroAfterSeconds"),
         ("safetyMargin: 0.9", "safetyMargin"),
         ("forecastingModel: {alpha: 0}", "forecastingModel.alpha"),
         ("forecastingModel: {beta: 2}", "forecastingModel.beta"),
