@@ -18,7 +18,8 @@
 #     monitoring on and off (CI-only stub subcharts stand in for prometheus/grafana/loki),
 #     every render schema-validated; scaler modes mutually exclusive; an invalid mode refused
 #     with a clear message; dashboard and rules embedded byte for byte; the chart's Prometheus
-#     configuration checked by promtool; k8s/ and the chart agree on env, ports and probes
+#     configuration checked by promtool; k8s/ and the chart agree on env, ports and probes;
+#     minReplicas=0 renders scale to zero for predictive and keda and is refused for hpa
 #
 # Ends with `deploy checks: N passed, M failed`; exits non-zero if anything failed.
 set -euo pipefail
@@ -250,6 +251,46 @@ check "mode=keda without any Prometheus is refused with a clear message" \
   expect_failure "autoscaling.mode=keda reads the queue length from Prometheus" \
   helm template "$RELEASE" "$STUB_CHART" --set autoscaling.mode=keda --set prometheus.enabled=false \
   --set grafana.enabled=false
+
+echo "== Scale to zero (autoscaling.minReplicas=0)"
+# zero_render FILE MODE: in a minReplicas=0 render, KEDA's ScaledObject goes to 0 with an
+# activation threshold, or the predictive autoscaler gets MIN_WARM_REPLICAS=0; either way the
+# dispatcher stays ready with no inference pod.
+zero_render() {
+  "$PYTHON" - "$@" <<'PY'
+import sys, yaml
+path, mode = sys.argv[1:3]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+def env(suffix):
+    d = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(suffix))
+    return {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+if env("-dispatcher").get("READY_WITHOUT_ENDPOINTS") != "true":
+    sys.exit("dispatcher: READY_WITHOUT_ENDPOINTS is not \"true\"")
+if mode == "keda":
+    spec = next(d for d in docs if d["kind"] == "ScaledObject")["spec"]
+    meta = spec["triggers"][0]["metadata"]
+    if spec["minReplicaCount"] != 0 or meta.get("activationThreshold") != "0":
+        sys.exit(f"ScaledObject: minReplicaCount {spec['minReplicaCount']}, trigger {meta}")
+elif env("-autoscaler").get("MIN_WARM_REPLICAS") != "0":
+    sys.exit(f"autoscaler env: {env('-autoscaler')}")
+print(f"mode={mode}: scales to zero, and the dispatcher stays ready with no inference pod")
+PY
+}
+for mode in predictive keda; do
+  check "helm template + schema: mode=$mode minReplicas=0" \
+    render_and_validate "$WORK/render-$mode-zero.yaml" --set "autoscaling.mode=$mode" \
+    --set autoscaling.minReplicas=0 --set prometheus.enabled=true
+  check "mode=$mode minReplicas=0 scales to zero and activates on queued work" \
+    zero_render "$WORK/render-$mode-zero.yaml" "$mode"
+done
+check "control: minReplicas=1 does not render the scale-to-zero settings" \
+  expect_failure "READY_WITHOUT_ENDPOINTS is not" zero_render "$WORK/render-keda-on.yaml" keda
+check "mode=hpa minReplicas=0 is refused by values.schema.json" \
+  expect_failure "at '/autoscaling/minReplicas': minimum: got 0, want 1" \
+  helm template "$RELEASE" "$STUB_CHART" --set autoscaling.minReplicas=0
+check "mode=hpa minReplicas=0 is refused by the templates with a clear message" \
+  expect_failure "the Kubernetes HPA cannot scale to zero" \
+  helm template "$RELEASE" "$STUB_CHART" --set autoscaling.minReplicas=0 --skip-schema-validation
 
 echo "== Chart monitoring and consistency"
 check "monitoring=on: dashboard and rules embedded byte for byte" \

@@ -124,6 +124,17 @@ impl ServeConfig {
                 "must not be empty when set",
             ));
         }
+        if tuning.decision.min_replicas < self.policy.lowest_min_replicas() {
+            return Err(TuningError::invalid(
+                "minWarmReplicas",
+                format!(
+                    "the {} policy cannot scale to zero (the Kubernetes HPA needs its \
+                     HPAScaleToZero feature gate): use at least 1, or --policy predictive or \
+                     queue, which activate from zero when work queues",
+                    self.policy
+                ),
+            ));
+        }
         Ok(ControllerSettings {
             policy: self.policy,
             tuning,
@@ -300,6 +311,34 @@ mod tests {
                 .starts_with("safetyMargin")
         );
         assert!(Cli::try_parse_from(["autoscaler", "serve", "--policy", "magic"]).is_err());
+    }
+
+    #[test]
+    fn only_policies_that_activate_from_zero_take_a_minimum_of_zero() {
+        let serve = |policy: &str| {
+            let argv = [
+                "autoscaler",
+                "serve",
+                "--policy",
+                policy,
+                "--min-warm-replicas",
+            ];
+            let cli = Cli::try_parse_from(argv.into_iter().chain(["0"])).unwrap();
+            let Command::Serve(c) = cli.command else {
+                panic!("not serve")
+            };
+            c.validate()
+        };
+        for policy in ["predictive", "queue"] {
+            let s = serve(policy).unwrap();
+            assert_eq!(s.tuning.decision.min_replicas, 0, "{policy}");
+            assert_eq!(s.tuning.scale_to_zero_after, Duration::from_secs(300));
+        }
+        let err = serve("hpa").unwrap_err().to_string();
+        assert!(
+            err.starts_with("minWarmReplicas") && err.contains("HPAScaleToZero"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub struct Tuning {
     pub hpa_behavior: Behavior,
     /// `queue` policy: backlog one replica should carry.
     pub queue_target_per_replica: f64,
+    /// With a minimum of 0 replicas: how long the target must be idle before it goes to zero
+    /// (`scaleToZeroAfterSeconds`).
+    pub scale_to_zero_after: Duration,
     pub queries: PromQueries,
     pub prometheus_timeout: Duration,
 }

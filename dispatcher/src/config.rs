@@ -93,6 +93,12 @@ pub struct Config {
     #[arg(long, env = "RETRY_BACKOFF", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
 
+    /// Answer /readyz with 200 while accepting even when no inference endpoint is ready: for
+    /// inference scaled to zero, where queued work is what wakes it (the items wait in the
+    /// queue until a replica is ready).
+    #[arg(long, env = "READY_WITHOUT_ENDPOINTS")]
+    pub ready_without_endpoints: bool,
+
     /// How long a failing endpoint is taken out of rotation before it is probed again.
     #[arg(long, env = "EJECT_DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub eject_duration: Duration,
@@ -211,6 +217,8 @@ pub struct Settings {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub eject_duration: Duration,
+    /// `/readyz` says 200 with no ready endpoint (inference may be scaled to zero).
+    pub ready_without_endpoints: bool,
     /// `None`: reporting disabled.
     pub report_url: Option<Url>,
     pub report_batch_size: usize,
@@ -254,6 +262,7 @@ impl Config {
             max_attempts: self.max_attempts,
             retry_backoff: self.retry_backoff,
             eject_duration: self.eject_duration,
+            ready_without_endpoints: self.ready_without_endpoints,
             report_url: self.report_url()?,
             report_batch_size: self.report_batch_size,
             report_interval: self.report_interval,

@@ -234,12 +234,17 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready while accepting and at least one inference endpoint is ready.
+/// Ready while accepting and at least one inference endpoint is ready; with
+/// `--ready-without-endpoints`, while accepting (inference may be scaled to zero: the queue
+/// holds the items until a replica is ready).
 async fn readyz(State(state): State<AppState>) -> Response {
     if !state.queue().is_accepting() {
         return Error::ShuttingDown.into_response();
     }
     match state.balancer().ready_count() {
+        0 if state.settings().ready_without_endpoints => {
+            "ready: no endpoint ready, queueing until one is\n".into_response()
+        }
         0 => Error::NoReadyEndpoint.into_response(),
         n => format!("ready: {n} endpoint(s)\n").into_response(),
     }

@@ -68,7 +68,8 @@ pub struct DemoArgs {
     /// Multiply every rate of the workload (a slower machine: 0.5), keeping its timing.
     #[arg(long, env = "RATE_SCALE", default_value_t = 1.0)]
     pub rate_scale: f64,
-    /// Replicas at start, and the fewest the autoscaler may leave.
+    /// Replicas at start, and the fewest the autoscaler may leave. 0 (with the predictive or
+    /// queue scaler): no replica until work queues; the first requests wait a cold start.
     #[arg(long, env = "MIN_REPLICAS", default_value_t = 1)]
     pub min_replicas: u32,
     /// Most replicas the autoscaler may start.
@@ -157,8 +158,16 @@ impl DemoArgs {
     /// Reads the workload and the tuning and checks every setting.
     pub fn validate(&self) -> Result<DemoSettings, anyhow::Error> {
         let (min, max) = (self.min_replicas, self.max_replicas);
-        if min == 0 {
-            return Err(Error::invalid("min-replicas", "must be at least 1").into());
+        if min < self.scaler.lowest_min_replicas() {
+            return Err(Error::invalid(
+                "min-replicas",
+                format!(
+                    "must be at least 1 with --scaler {} (the Kubernetes HPA does not scale to \
+                     zero); --scaler predictive or queue start from 0",
+                    self.scaler
+                ),
+            )
+            .into());
         }
         if max < min || max > POOL_LIMIT {
             return Err(Error::invalid(
@@ -260,7 +269,7 @@ impl DemoArgs {
 
     /// The dispatcher's own defaults, with the demo's drain settings and short shutdown.
     fn dispatcher_config(&self) -> anyhow::Result<dispatcher::Config> {
-        let config = dispatcher::Config::try_parse_from([
+        let mut config = dispatcher::Config::try_parse_from([
             "dispatcher",
             "--listen",
             "127.0.0.1:0",
@@ -281,6 +290,8 @@ impl DemoArgs {
             "--eject-duration",
             "1s",
         ])?;
+        // Scaled to zero, the dispatcher stays ready and queues until the first replica is.
+        config.ready_without_endpoints = self.min_replicas == 0;
         config.validate()?;
         Ok(config)
     }
@@ -399,6 +410,23 @@ mod tests {
     }
 
     #[test]
+    fn predictive_and_queue_start_from_zero_replicas() {
+        for scaler in ["predictive", "queue"] {
+            let s = args(&["--min-replicas", "0", "--scaler", scaler])
+                .unwrap()
+                .validate()
+                .unwrap();
+            assert_eq!(s.pool.min_replicas, 0, "{scaler}");
+            assert_eq!(s.controller.tuning.decision.min_replicas, 0);
+            assert!(s.dispatcher.ready_without_endpoints);
+            // The demo's idle period is seconds, not the service's five minutes.
+            assert!(s.controller.tuning.scale_to_zero_after <= Duration::from_secs(10));
+        }
+        let warm = args(&[]).unwrap().validate().unwrap();
+        assert!(!warm.dispatcher.ready_without_endpoints);
+    }
+
+    #[test]
     fn prometheus_takes_the_chart_rules_and_any_binary() {
         let s = args(&["--prometheus-bin", "/bin/sh", "--max-alert-for", "5s"])
             .unwrap()
@@ -415,6 +443,10 @@ mod tests {
     fn bad_settings_name_their_flag() {
         let cases: &[(&[&str], &str)] = &[
             (&["--min-replicas", "0"], "--min-replicas"),
+            (
+                &["--min-replicas", "0", "--scaler", "hpa"],
+                "the Kubernetes HPA does not scale to zero",
+            ),
             (&["--max-replicas", "17"], "--max-replicas"),
             (
                 &["--min-replicas", "3", "--max-replicas", "2"],

@@ -50,6 +50,9 @@ pub struct DemoOutcome {
     pub scale_events: Vec<ScaleEvent>,
     /// The fewest and most replicas the pool had.
     pub replica_range: (u32, u32),
+    /// Each replica's cold start (start to first 200 on `/readyz`), in order; with
+    /// `--min-replicas 0` the first requests wait the first one.
+    pub cold_starts: Vec<Duration>,
     /// Wall time from start-up to the end of the shutdown.
     pub elapsed: Duration,
 }
@@ -125,11 +128,13 @@ pub async fn run_observed(
     .await;
 
     let scale_events = running.pool.events();
+    let cold_starts = running.pool.cold_starts();
     running.stop().await;
     let load = load.context("running the workload")?;
     Ok(DemoOutcome {
         replica_range: replica_range(settings.pool.min_replicas, &scale_events),
         scale_events,
+        cold_starts,
         load,
         elapsed: started.elapsed(),
     })
@@ -252,17 +257,19 @@ fn load_options(
     );
     options.drain_timeout = settings.drain_timeout;
     options.sample_interval = settings.sample_interval;
-    let desired = running
-        .autoscaler
-        .handle()
-        .metrics()
-        .desired_replicas
-        .clone();
+    let controller = running.autoscaler.handle().clone();
     options.samplers.push(Arc::new(FnSampler(move || {
-        // 0 until the first decision (the pool never goes below one replica): a gap, not a dip.
-        let replicas = desired.get();
-        (replicas > 0)
-            .then(|| Sample::new(DESIRED_REPLICAS, SeriesKind::Replicas, replicas as f64))
+        // Nothing before the first decision: a gap, not a dip (0 is a real decision when the
+        // pool may scale to zero).
+        let replicas = controller.status().and_then(|s| s.recommendation);
+        replicas
+            .map(|r| {
+                Sample::new(
+                    DESIRED_REPLICAS,
+                    SeriesKind::Replicas,
+                    f64::from(r.replicas),
+                )
+            })
             .into_iter()
             .collect()
     })));

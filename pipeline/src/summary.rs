@@ -23,6 +23,21 @@ pub fn render(outcome: &DemoOutcome) -> String {
         outcome.scale_events.len(),
         events_line(outcome)
     );
+    if let Some(first) = outcome.cold_starts.first() {
+        let longest = outcome.cold_starts.iter().max().unwrap_or(first);
+        let _ = writeln!(
+            out,
+            "replica cold start (model load and warm-up): first {:.1} s, longest {:.1} s, {} replica(s){}",
+            first.as_secs_f64(),
+            longest.as_secs_f64(),
+            outcome.cold_starts.len(),
+            if lo == 0 {
+                " · from zero replicas: the first requests waited the cold start in the queue (queueWaitMs)"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "demo took {:.0} s{}",

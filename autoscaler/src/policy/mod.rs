@@ -7,9 +7,14 @@
 //! - `queue`: KEDA-style, `ceil(backlog / targetPerReplica)` through the same HPA machinery
 //!   (KEDA drives an HPA with an `AverageValue` external metric);
 //! - `static:N`: always N replicas.
+//!
+//! `predictive` and `queue` may go down to zero replicas when the minimum is 0; the step
+//! between 0 and 1 is [`scale_to_zero`]'s (activation on work, zero after an idle period).
+//! `hpa` never goes below 1, as the Kubernetes HPA without its `HPAScaleToZero` feature gate.
 
 pub mod hpa;
 pub mod predictive;
+pub mod scale_to_zero;
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +29,7 @@ use crate::tuning::Tuning;
 
 pub use hpa::{Hpa, HpaMetric, HpaParams, MetricSample};
 pub use predictive::Predictive;
+pub use scale_to_zero::ScaleToZero;
 
 /// A policy named on the command line: `predictive`, `hpa`, `queue` or `static:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +57,17 @@ impl FromStr for PolicySpec {
                     "unknown policy {other:?}: expected predictive, hpa, queue or static:N"
                 )),
             },
+        }
+    }
+}
+
+impl PolicySpec {
+    /// The lowest minimum this policy accepts: 1 for `hpa` (the Kubernetes HPA cannot scale
+    /// to zero without a feature gate), 0 for the others.
+    pub fn lowest_min_replicas(self) -> u32 {
+        match self {
+            PolicySpec::Hpa => 1,
+            PolicySpec::Predictive | PolicySpec::Queue | PolicySpec::Static(_) => 0,
         }
     }
 }
@@ -100,7 +117,8 @@ pub struct Recommendation {
 pub enum Policy {
     Predictive(Box<Predictive>),
     Hpa(Hpa),
-    Queue(Hpa),
+    /// KEDA: an HPA on the backlog for 1..N, and its own 0 ↔ 1 step.
+    Queue(Hpa, ScaleToZero),
     Static(u32),
 }
 
@@ -109,7 +127,8 @@ impl Policy {
     pub fn new(spec: PolicySpec, tuning: &Tuning, interval: Duration) -> Self {
         let hpa = |metric| {
             Hpa::new(HpaParams {
-                min_replicas: tuning.decision.min_replicas,
+                // Zero is the scale-to-zero gate's business, never the HPA's.
+                min_replicas: tuning.decision.min_replicas.max(1),
                 max_replicas: tuning.decision.max_replicas,
                 tolerance: tuning.hpa_tolerance,
                 behavior: tuning.hpa_behavior.clone(),
@@ -123,9 +142,12 @@ impl Policy {
             PolicySpec::Hpa => Policy::Hpa(hpa(HpaMetric::Utilization {
                 target: tuning.decision.target_utilization,
             })),
-            PolicySpec::Queue => Policy::Queue(hpa(HpaMetric::AverageValue {
-                target: tuning.queue_target_per_replica,
-            })),
+            PolicySpec::Queue => Policy::Queue(
+                hpa(HpaMetric::AverageValue {
+                    target: tuning.queue_target_per_replica,
+                }),
+                ScaleToZero::new(tuning.decision.min_replicas, tuning.scale_to_zero_after),
+            ),
             PolicySpec::Static(n) => Policy::Static(n),
         }
     }
@@ -134,7 +156,7 @@ impl Policy {
         match self {
             Policy::Predictive(_) => PolicySpec::Predictive,
             Policy::Hpa(_) => PolicySpec::Hpa,
-            Policy::Queue(_) => PolicySpec::Queue,
+            Policy::Queue(..) => PolicySpec::Queue,
             Policy::Static(n) => PolicySpec::Static(*n),
         }
     }
@@ -144,7 +166,7 @@ impl Policy {
         match self {
             Policy::Predictive(_) => vec![Signal::ArrivalRate],
             Policy::Hpa(_) => vec![Signal::Utilisation],
-            Policy::Queue(_) => vec![Signal::QueueLength],
+            Policy::Queue(..) => vec![Signal::QueueLength],
             Policy::Static(_) => Vec::new(),
         }
     }
@@ -152,7 +174,7 @@ impl Policy {
     /// Decides, for the observation, how many replicas the target should have.
     pub fn decide(&mut self, obs: &Observation, tuning: &Tuning) -> Recommendation {
         let current = obs.current_replicas;
-        let mut rec = match (self, obs.telemetry.as_ref()) {
+        let mut rec = match (&mut *self, obs.telemetry.as_ref()) {
             (Policy::Static(n), _) => plain(current, *n, "static"),
             (_, None) => plain(current, current, "noTelemetry"),
             (Policy::Predictive(p), Some(t)) => p.decide(obs, t),
@@ -168,7 +190,7 @@ impl Policy {
                 let d = hpa.decide(obs.now, current, sample);
                 plain(current, d.desired, d.reason)
             }
-            (Policy::Queue(hpa), Some(t)) => {
+            (Policy::Queue(hpa, _), Some(t)) => {
                 let sample = t.queue_length.map(|q| MetricSample {
                     // Like KEDA's message-queue scalers: waiting plus being processed.
                     value: q + t.in_flight.unwrap_or(0.0),
@@ -179,6 +201,9 @@ impl Policy {
                 plain(current, d.desired, d.reason)
             }
         };
+        if let Some(gate) = self.scale_to_zero() {
+            rec = gate.apply(obs, rec);
+        }
         // Every policy honours the breaker: no scale-down on bad telemetry.
         if rec.replicas < current && !obs.scale_down_allowed {
             rec = plain(current, current, "breakerOpen");
@@ -202,7 +227,7 @@ impl Policy {
     pub fn prime(&mut self, now: Instant, replicas: u32) {
         match self {
             Policy::Predictive(p) => p.prime(now, replicas),
-            Policy::Hpa(hpa) | Policy::Queue(hpa) => hpa.prime(now, replicas),
+            Policy::Hpa(hpa) | Policy::Queue(hpa, _) => hpa.prime(now, replicas),
             Policy::Static(_) => {}
         }
     }
@@ -210,9 +235,18 @@ impl Policy {
     /// Tells the policy that the target went from `from` to `to` replicas at `now`.
     pub fn on_scaled(&mut self, now: Instant, from: u32, to: u32) {
         match self {
-            Policy::Hpa(hpa) | Policy::Queue(hpa) => hpa.on_scaled(now, from, to),
+            Policy::Hpa(hpa) | Policy::Queue(hpa, _) => hpa.on_scaled(now, from, to),
             // The predictive rule's windows run on its own decisions, not on scale events.
             Policy::Predictive(_) | Policy::Static(_) => {}
+        }
+    }
+
+    /// The 0 ↔ 1 gate of the policies that may scale to zero.
+    fn scale_to_zero(&mut self) -> Option<&mut ScaleToZero> {
+        match self {
+            Policy::Predictive(p) => Some(p.scale_to_zero()),
+            Policy::Queue(_, gate) => Some(gate),
+            Policy::Hpa(_) | Policy::Static(_) => None,
         }
     }
 }

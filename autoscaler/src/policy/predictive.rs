@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::decision::{Decider, DecisionInput, DecisionReason};
 use crate::forecast::Forecaster;
-use crate::policy::{Observation, Recommendation};
+use crate::policy::{Observation, Recommendation, ScaleToZero};
 use crate::telemetry::Telemetry;
 use crate::tuning::Tuning;
 
@@ -18,6 +18,7 @@ pub struct Predictive {
     /// of the next decision are ready, one interval later.
     horizon: u32,
     use_measured_service_rate: bool,
+    scale_to_zero: ScaleToZero,
 }
 
 impl Predictive {
@@ -29,6 +30,10 @@ impl Predictive {
             decider: Decider::new(tuning.decision.clone()),
             horizon: horizon.clamp(1.0, 10_000.0) as u32,
             use_measured_service_rate: tuning.use_measured_service_rate,
+            scale_to_zero: ScaleToZero::new(
+                tuning.decision.min_replicas,
+                tuning.scale_to_zero_after,
+            ),
         }
     }
 
@@ -43,6 +48,10 @@ impl Predictive {
 
     pub fn forecaster(&self) -> &Forecaster {
         &self.forecaster
+    }
+
+    pub(super) fn scale_to_zero(&mut self) -> &mut ScaleToZero {
+        &mut self.scale_to_zero
     }
 
     pub(super) fn decide(&mut self, obs: &Observation, t: &Telemetry) -> Recommendation {

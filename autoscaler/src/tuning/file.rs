@@ -26,6 +26,9 @@ pub struct TuningFile {
     pub scale_down_cooldown_seconds: f64,
     pub scale_down_tolerance: f64,
     pub max_utilization: f64,
+    /// With `minWarmReplicas: 0`: idle time (no arrival, empty queue) before the last replica
+    /// goes.
+    pub scale_to_zero_after_seconds: f64,
     pub safety_margin: f64,
     pub forecasting_model: ForecastFile,
     pub queue_drain_seconds: f64,
@@ -53,6 +56,7 @@ impl Default for TuningFile {
             scale_down_cooldown_seconds: 300.0,
             scale_down_tolerance: 0.1,
             max_utilization: 0.9,
+            scale_to_zero_after_seconds: 300.0,
             safety_margin: 1.1,
             forecasting_model: ForecastFile::default(),
             queue_drain_seconds: 30.0,
@@ -234,6 +238,10 @@ impl TuningFile {
             queue_target_per_replica: positive(
                 "queue.targetPerReplica",
                 self.queue.target_per_replica,
+            )?,
+            scale_to_zero_after: seconds(
+                "scaleToZeroAfterSeconds",
+                self.scale_to_zero_after_seconds,
             )?,
             queries: prometheus.queries.clone(),
             prometheus_timeout: seconds(

@@ -36,6 +36,10 @@ pub struct TuningOverrides {
     /// The predictive policy's utilisation bound, 0..1 (`maxUtilization`).
     #[arg(long, env = "MAX_UTILIZATION")]
     pub max_utilization: Option<f64>,
+    /// With --min-warm-replicas 0: seconds without arrivals, queue or in-flight requests
+    /// before the last replica goes (`scaleToZeroAfterSeconds`).
+    #[arg(long, env = "SCALE_TO_ZERO_AFTER_SECONDS")]
+    pub scale_to_zero_after_seconds: Option<f64>,
     /// Multiplier on the forecast load (`safetyMargin`).
     #[arg(long, env = "SAFETY_MARGIN")]
     pub safety_margin: Option<f64>,
@@ -60,6 +64,10 @@ impl TuningOverrides {
             (
                 "scaleDownCooldownSeconds",
                 self.scale_down_cooldown_seconds.is_some(),
+            ),
+            (
+                "scaleToZeroAfterSeconds",
+                self.scale_to_zero_after_seconds.is_some(),
             ),
             ("safetyMargin", self.safety_margin.is_some()),
             ("scaleDownTolerance", self.scale_down_tolerance.is_some()),
@@ -87,6 +95,10 @@ impl TuningOverrides {
         set(
             &mut file.scale_down_cooldown_seconds,
             self.scale_down_cooldown_seconds,
+        );
+        set(
+            &mut file.scale_to_zero_after_seconds,
+            self.scale_to_zero_after_seconds,
         );
         set(&mut file.safety_margin, self.safety_margin);
         set(&mut file.scale_down_tolerance, self.scale_down_tolerance);

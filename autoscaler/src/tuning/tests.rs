@@ -82,6 +82,7 @@ fn invalid_values_name_their_key() {
         ("scaleDownTolerance: -0.1", "scaleDownTolerance"),
         ("maxUtilization: 0", "maxUtilization"),
         ("maxUtilization: 1.2", "maxUtilization"),
+        ("scaleToZeroAfterSeconds: -1", "scaleToZeroAfterSeconds"),
         ("forecastingModel: {alpha: 0}", "forecastingModel.alpha"),
         ("forecastingModel: {beta: 2}", "forecastingModel.beta"),
         (

@@ -26,6 +26,10 @@
 //! Each replica runs on a Tokio runtime of its own, on its own thread: a kill drops that
 //! runtime, which closes every socket the replica had open, as the end of a process would.
 //!
+//! The pool may be empty (a minimum of 0, inference scaled to zero): nothing serves until the
+//! autoscaler asks for a replica, and the dispatcher queues meanwhile. Each replica's cold
+//! start, from its start to its first 200 on `/readyz`, is measured ([`ReplicaPool::cold_starts`]).
+//!
 //! The pool implements the autoscaler's [`ScaleTarget`]. Dropping it stops every replica.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -53,7 +57,8 @@ const READY_POLL: Duration = Duration::from_millis(50);
 /// How the pool runs its replicas.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
-    /// Replicas at start and the lowest count the pool accepts (at least 1).
+    /// Replicas at start and the lowest count the pool accepts (0: scaled to zero until the
+    /// autoscaler asks for a replica).
     pub min_replicas: u32,
     /// The highest count the pool accepts.
     pub max_replicas: u32,
@@ -95,15 +100,14 @@ pub struct ReplicaPool {
     /// Crashes so far, and the last one's replica and reason.
     crashes: AtomicU64,
     last_crash: SyncMutex<Option<(String, String)>>,
+    /// Each replica's time from its start to its first 200 on `/readyz`, in order.
+    cold_starts: Arc<SyncMutex<Vec<Duration>>>,
 }
 
 impl ReplicaPool {
     /// Starts `min_replicas` replicas and the supervisor that replaces crashed ones. The
     /// replicas load the model in the background; see [`ReplicaPool::wait_ready`].
     pub async fn start(settings: PoolSettings) -> Result<Arc<Self>, Error> {
-        if settings.min_replicas == 0 {
-            return Err(Error::invalid("min-replicas", "must be at least 1"));
-        }
         if settings.min_replicas > settings.max_replicas {
             return Err(Error::invalid(
                 "max-replicas",
@@ -127,6 +131,7 @@ impl ReplicaPool {
             exited: Arc::new(Notify::new()),
             crashes: AtomicU64::new(0),
             last_crash: SyncMutex::new(None),
+            cold_starts: Arc::default(),
             settings,
         };
         let pool = Arc::new(pool);
@@ -157,6 +162,12 @@ impl ReplicaPool {
     /// Every change of size so far, in order.
     pub fn events(&self) -> Vec<ScaleEvent> {
         lock(&self.events).clone()
+    }
+
+    /// The cold start of every replica that has turned ready so far: the time from its start
+    /// to its first 200 on `/readyz` (the model's load and warm-up).
+    pub fn cold_starts(&self) -> Vec<Duration> {
+        lock(&self.cold_starts).clone()
     }
 
     pub fn settings(&self) -> &PoolSettings {
@@ -304,12 +315,33 @@ impl ReplicaPool {
 
     fn spawn_replica(&self) -> Result<Replica, Error> {
         let config = self.settings.inference.clone();
-        Replica::spawn(config, &self.stop_all, &self.tasks, &self.exited)
+        let replica = Replica::spawn(config, &self.stop_all, &self.tasks, &self.exited)?;
+        self.time_cold_start(&replica);
+        Ok(replica)
+    }
+
+    /// Polls the new `replica`'s `/readyz` until it first answers 200 and records how long
+    /// that took; gives up when the replica is stopped or killed before.
+    fn time_cold_start(&self, replica: &Replica) {
+        let started = Instant::now();
+        let (client, url) = (self.client.clone(), replica.url.clone());
+        let (stop, kill) = (replica.stop.clone(), replica.kill.clone());
+        let cold_starts = self.cold_starts.clone();
+        self.tasks.spawn(async move {
+            while !(stop.is_cancelled() || kill.is_cancelled()) {
+                if answers_ready(&client, &url).await {
+                    let took = started.elapsed();
+                    tracing::info!(%url, cold_start = ?took, "replica ready");
+                    lock(&cold_starts).push(took);
+                    return;
+                }
+                tokio::time::sleep(READY_POLL).await;
+            }
+        });
     }
 
     async fn is_ready(&self, base: &str) -> bool {
-        let response = self.client.get(format!("{base}/readyz")).send().await;
-        response.is_ok_and(|r| r.status().is_success())
+        answers_ready(&self.client, base).await
     }
 
     /// Stops a replica that has left the published set, after the deregistration delay.
@@ -345,6 +377,11 @@ impl ReplicaPool {
         tracing::info!(from, to, "pool resized");
         lock(&self.events).push(event);
     }
+}
+
+async fn answers_ready(client: &reqwest::Client, base: &str) -> bool {
+    let response = client.get(format!("{base}/readyz")).send().await;
+    response.is_ok_and(|r| r.status().is_success())
 }
 
 impl Drop for ReplicaPool {
