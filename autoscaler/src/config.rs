@@ -175,7 +175,9 @@ impl StateArgs {
             } else {
                 Err(TuningError::invalid(
                     "--state-configmap",
-                    format!("{name:?} is not a valid ConfigMap name (lowercase letters, digits, '-' and '.', at most 253)"),
+                    format!(
+                        "{name:?} is not a valid ConfigMap name (lowercase letters, digits, '-' and '.', at most 253)"
+                    ),
                 ))
             }
         };

@@ -189,10 +189,14 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
             ..settings.tuning.breaker.clone()
         });
         // Only a policy with a forecaster has state to keep.
-        let checkpointer = settings.checkpoint.clone().zip(policy.forecaster()).map(|(c, f)| {
-            let learned_for = LearnedFor::new(target.describe(), settings.interval, f.params());
-            Checkpointer::new(c, learned_for)
-        });
+        let checkpointer = settings
+            .checkpoint
+            .clone()
+            .zip(policy.forecaster())
+            .map(|(c, f)| {
+                let learned_for = LearnedFor::new(target.describe(), settings.interval, f.params());
+                Checkpointer::new(c, learned_for)
+            });
         Self {
             source,
             target,
@@ -238,7 +242,9 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
         let m = self.handle.metrics();
         m.state_saves.with_label_values(&[outcome.as_str()]).inc();
         if outcome == SaveOutcome::Ok {
-            let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             m.state_last_save.set(at.as_secs_f64());
         }
         Some(outcome)

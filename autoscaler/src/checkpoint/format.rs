@@ -88,7 +88,10 @@ pub enum Unreadable {
 pub enum Resumption {
     /// Level, trend and season continue; `bridged` intervals without observations were
     /// filled with the model's own one-step forecasts.
-    Resumed { forecaster: Forecaster, bridged: u64 },
+    Resumed {
+        forecaster: Forecaster,
+        bridged: u64,
+    },
     /// Older than the maximum age: the seasonal offsets are kept, in phase, and the level is
     /// learned again from the next observation.
     SeasonOnly { forecaster: Forecaster },
@@ -163,8 +166,8 @@ impl Checkpoint {
         let interval_ms = expected.interval_ms.max(1);
         // Observations were due every interval after the last one, up to the one about to
         // be made now: the ones in between were missed.
-        let missed = (u64::try_from(age.as_millis()).unwrap_or(u64::MAX) + interval_ms / 2)
-            / interval_ms;
+        let missed =
+            (u64::try_from(age.as_millis()).unwrap_or(u64::MAX) + interval_ms / 2) / interval_ms;
         let missed = missed.saturating_sub(1);
         if age <= max_age && missed <= MAX_BRIDGED_STEPS {
             forecaster.skip(missed);

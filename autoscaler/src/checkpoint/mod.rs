@@ -48,7 +48,9 @@ pub enum Saved {
     /// Written after a 409 and a re-read (someone else had written since our last look).
     WrittenAfterConflict,
     /// Not written: after a 409, the store held a newer state for the same target.
-    KeptNewer { last_observation_unix_ms: u64 },
+    KeptNewer {
+        last_observation_unix_ms: u64,
+    },
 }
 
 /// Why the state could not be read or written.

@@ -10,3 +10,5 @@ mod prometheus;
 mod scrape;
 mod server;
 mod simulator;
+mod state_configmap;
+mod state_restart;
