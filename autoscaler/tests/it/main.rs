@@ -6,6 +6,7 @@
 mod controller;
 mod erlang;
 mod kube_target;
+mod large_scale_up;
 mod prometheus;
 mod scrape;
 mod server;

@@ -18,7 +18,7 @@ use crate::state_configmap::{ITEM, expect, failure, object, state_in, store};
 
 /// A replica count in memory.
 #[derive(Debug)]
-struct Pool(Mutex<u32>);
+pub(crate) struct Pool(pub(crate) Mutex<u32>);
 
 impl ScaleTarget for Pool {
     fn describe(&self) -> String {
@@ -37,10 +37,10 @@ impl ScaleTarget for Pool {
 
 /// A load that climbs 4 requests/s per read from `start`.
 #[derive(Clone)]
-struct Ramp(Arc<Mutex<f64>>);
+pub(crate) struct Ramp(Arc<Mutex<f64>>);
 
 impl Ramp {
-    fn from(start: f64) -> Self {
+    pub(crate) fn from(start: f64) -> Self {
         Self(Arc::new(Mutex::new(start)))
     }
 }
