@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autoscaler::{
-    ControllerHandle, ControllerSettings, PolicySpec, ScaleTarget, TargetError, Telemetry,
-    TelemetryError, TelemetrySource, run_controller,
+    ControllerHandle, ControllerSettings, ScaleTarget, TargetError, Telemetry, TelemetryError,
+    TelemetrySource, run_controller,
 };
 use clap::Parser;
 use pipeline::{Cli, Command};
@@ -24,9 +24,17 @@ fn root() -> PathBuf {
 /// The demo's controller settings for `extra` flags.
 fn demo_settings(extra: &[String]) -> ControllerSettings {
     let root = root();
-    let mut argv: Vec<String> = ["pipeline", "demo", "--scaler", "predictive"]
-        .map(String::from)
-        .to_vec();
+    // Decisions every 100 ms so that twenty take two seconds.
+    let mut argv: Vec<String> = [
+        "pipeline",
+        "demo",
+        "--scaler",
+        "predictive",
+        "--interval",
+        "100ms",
+    ]
+    .map(String::from)
+    .to_vec();
     for (flag, path) in [
         ("--workload", "workload.txt"),
         ("--images", "images"),
@@ -88,7 +96,7 @@ async fn run(settings: ControllerSettings, start: f64, decisions: u32) -> (f64, 
     )
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_second_demo_autoscaler_continues_from_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("forecaster.json");
@@ -103,7 +111,8 @@ async fn a_second_demo_autoscaler_continues_from_the_state_file() {
     assert!(file.exists(), "saved");
     assert!(first.metrics().state_saves.with_label_values(&["ok"]).get() >= 1);
 
-    // Where the first run stopped: 21 requests/s and climbing by 1 each interval.
+    // Where the first run stopped: 21 requests/s and climbing by 1 each interval (the demo's
+    // horizon is ceil((2 s cold start + 100 ms) / 100 ms) = 21 intervals).
     let (continued, second) = run(with_file(), 21.0, 1).await;
     let (fresh, _) = run(demo_settings(&[]), 21.0, 1).await;
     let restored = second
@@ -111,6 +120,9 @@ async fn a_second_demo_autoscaler_continues_from_the_state_file() {
         .state_restores
         .with_label_values(&["restored"]);
     assert_eq!(restored.get(), 1);
-    assert!(continued > 22.0, "continues the trend: {continued}");
+    assert!(
+        (continued - 42.0).abs() < 1e-6,
+        "continues the trend: {continued}"
+    );
     assert_eq!(fresh, 21.0, "a fresh forecaster has seen one reading");
 }
