@@ -38,7 +38,8 @@ pub struct Checkpointing {
 #[derive(Debug, Clone)]
 pub enum StateStore {
     File(FileStore),
-    ConfigMap(ConfigMapStore),
+    // Boxed: a kube client and the last object read are large next to a path.
+    ConfigMap(Box<ConfigMapStore>),
 }
 
 /// What a save did.

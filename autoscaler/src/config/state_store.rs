@@ -92,12 +92,13 @@ impl StateArgs {
         client: &kube::Client,
         namespace: Option<&str>,
     ) -> Checkpointing {
-        let store = match location {
-            StateLocation::File(path) => StateStore::File(FileStore::new(path)),
-            StateLocation::ConfigMap(name) => {
-                StateStore::ConfigMap(ConfigMapStore::new(client.clone(), namespace, &name))
-            }
-        };
+        let store =
+            match location {
+                StateLocation::File(path) => StateStore::File(FileStore::new(path)),
+                StateLocation::ConfigMap(name) => StateStore::ConfigMap(Box::new(
+                    ConfigMapStore::new(client.clone(), namespace, &name),
+                )),
+            };
         Checkpointing {
             store,
             save_interval: self.state_save_interval,

@@ -90,7 +90,10 @@ fn level_and_trend<S: TelemetrySource, T: ScaleTarget>(c: &Controller<S, T>) -> 
 #[tokio::test]
 async fn the_state_survives_a_restart_through_the_configmap() {
     let (configmap, mut api) = store();
-    let (mut first, handle) = controller(Ramp::from(10.0), Some(StateStore::ConfigMap(configmap)));
+    let (mut first, handle) = controller(
+        Ramp::from(10.0),
+        Some(StateStore::ConfigMap(Box::new(configmap))),
+    );
     let saved = tokio::spawn(async move {
         expect(
             &mut api,
@@ -140,7 +143,10 @@ async fn the_state_survives_a_restart_through_the_configmap() {
 
     // The restart: a new controller, 20 s later, reads it back.
     let (configmap, mut api) = store();
-    let (mut second, handle) = controller(Ramp::from(58.0), Some(StateStore::ConfigMap(configmap)));
+    let (mut second, handle) = controller(
+        Ramp::from(58.0),
+        Some(StateStore::ConfigMap(Box::new(configmap))),
+    );
     let server = tokio::spawn(async move {
         let stored = serde_json::to_vec(&checkpoint).unwrap();
         expect(
@@ -174,7 +180,10 @@ async fn the_state_survives_a_restart_through_the_configmap() {
 #[tokio::test]
 async fn a_corrupt_state_starts_fresh_and_is_counted() {
     let (configmap, mut api) = store();
-    let (mut c, handle) = controller(Ramp::from(10.0), Some(StateStore::ConfigMap(configmap)));
+    let (mut c, handle) = controller(
+        Ramp::from(10.0),
+        Some(StateStore::ConfigMap(Box::new(configmap))),
+    );
     let server = tokio::spawn(async move {
         expect(
             &mut api,
