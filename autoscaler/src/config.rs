@@ -20,6 +20,10 @@ use crate::simulate::{Shape, SimulateOptions};
 use crate::telemetry::{AnySource, InferenceTargets, PrometheusSource, ScrapeSource};
 use crate::tuning::{Tuning, TuningError, TuningOverrides};
 
+mod state_store;
+
+pub use state_store::{StateArgs, StateLocation, StateStoreKind};
+
 /// The `autoscaler` binary.
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +111,12 @@ pub struct ServeConfig {
     /// Serve /status, /pause and /resume without a token on any address.
     #[arg(long, env = "ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// Warn and count (autoscaler_large_scale_ups_total) when one scale-up adds more replicas
+    /// than this.
+    #[arg(long, env = "LARGE_SCALE_UP_STEP", default_value_t = ControllerSettings::DEFAULT_LARGE_SCALE_UP_STEP)]
+    pub large_scale_up_step: u32,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub tuning: TuningOverrides,
 }
@@ -135,11 +145,15 @@ impl ServeConfig {
                 ),
             ));
         }
+        // Checked here; opened by `run` once a Kubernetes client exists.
+        self.state.location(&self.deployment)?;
         Ok(ControllerSettings {
             policy: self.policy,
             tuning,
             interval: self.interval,
             dry_run: self.dry_run,
+            checkpoint: None,
+            large_scale_up_step: self.large_scale_up_step,
         })
     }
 }
@@ -339,6 +353,34 @@ mod tests {
             err.starts_with("minWarmReplicas") && err.contains("HPAScaleToZero"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_state_store_is_chosen_and_checked() {
+        let location = |extra: &[&str]| {
+            let argv = [&["autoscaler", "serve"], extra].concat();
+            let Command::Serve(c) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not serve")
+            };
+            c.validate().map(|s| s.large_scale_up_step)?;
+            c.state.location(&c.deployment)
+        };
+        let default = StateLocation::ConfigMap("inference-autoscaler-state".into());
+        assert_eq!(location(&[]).unwrap(), Some(default));
+        let file = Some(StateLocation::File("/var/lib/a.json".into()));
+        assert_eq!(
+            location(&["--state-file", "/var/lib/a.json"]).unwrap(),
+            file
+        );
+        assert_eq!(location(&["--state-store", "none"]).unwrap(), None);
+        for (extra, flag) in [
+            (&["--state-store", "file"][..], "--state-file"),
+            (&["--state-configmap", "Not_Valid"], "--state-configmap"),
+            (&["--state-save-interval", "0s"], "--state-save-interval"),
+        ] {
+            let err = location(extra).unwrap_err().to_string();
+            assert!(err.starts_with(flag), "{extra:?}: {err}");
+        }
     }
 
     #[test]

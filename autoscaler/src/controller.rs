@@ -2,22 +2,27 @@
 //! target's replica count, decide, and scale if (and only if) the count changes.
 //!
 //! [`run_controller`] is what the binary and the local demo run; [`Controller::step`] is one
-//! iteration with the time passed in, which is how tests drive it without sleeping.
+//! iteration with the time passed in, which is how tests drive it without sleeping. With a
+//! state store, the forecaster is restored before the first step, saved after the steps that
+//! are due, and saved once more at shutdown ([`crate::checkpoint`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::time::MissedTickBehavior;
 
 use crate::breaker::{Breaker, BreakerParams, Gate};
+use crate::checkpoint::{Checkpointer, Checkpointing, LearnedFor};
 use crate::metrics::Metrics;
 use crate::policy::{Observation, Policy, PolicySpec, Recommendation};
 use crate::target::{ScaleTarget, TargetError};
 use crate::telemetry::{Telemetry, TelemetryError, TelemetrySource};
 use crate::tuning::Tuning;
+
+mod checkpoints;
 
 /// What the loop runs: the policy, its tuning and the cadence.
 #[derive(Debug, Clone)]
@@ -28,16 +33,28 @@ pub struct ControllerSettings {
     pub interval: Duration,
     /// Decide and report, never scale.
     pub dry_run: bool,
+    /// Where the forecaster's state is kept across restarts (`predictive` only); `None`: not
+    /// kept.
+    pub checkpoint: Option<Checkpointing>,
+    /// A scale-up adding more replicas than this at once is logged as a warning and counted
+    /// in `autoscaler_large_scale_ups_total`.
+    pub large_scale_up_step: u32,
 }
 
 impl ControllerSettings {
-    /// `policy` with `tuning`, every 15 s, acting.
+    /// The default of [`Self::large_scale_up_step`]: the HPA's default scale-up policy allows
+    /// 4 pods per period (or 100 %) without comment; more than that deserves a look.
+    pub const DEFAULT_LARGE_SCALE_UP_STEP: u32 = 4;
+
+    /// `policy` with `tuning`, every 15 s, acting, no state kept.
     pub fn new(policy: PolicySpec, tuning: Tuning) -> Self {
         Self {
             policy,
             tuning,
             interval: Duration::from_secs(15),
             dry_run: false,
+            checkpoint: None,
+            large_scale_up_step: Self::DEFAULT_LARGE_SCALE_UP_STEP,
         }
     }
 }
@@ -155,6 +172,8 @@ pub struct Controller<S, T> {
     /// Whether the policy has been primed with the target's count (at the first read).
     primed: bool,
     breaker: Breaker,
+    /// Saves and restores the forecaster (`None`: no store, or a policy without one).
+    checkpointer: Option<Checkpointer>,
     settings: ControllerSettings,
     handle: ControllerHandle,
 }
@@ -171,12 +190,22 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
             required: policy.required_signals(),
             ..settings.tuning.breaker.clone()
         });
+        // Only a policy with a forecaster has state to keep.
+        let checkpointer = settings
+            .checkpoint
+            .clone()
+            .zip(policy.forecaster())
+            .map(|(c, f)| {
+                let learned_for = LearnedFor::new(target.describe(), settings.interval, f.params());
+                Checkpointer::new(c, learned_for)
+            });
         Self {
             source,
             target,
             policy,
             primed: false,
             breaker,
+            checkpointer,
             settings,
             handle,
         }
@@ -184,6 +213,10 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
 
     pub fn target(&self) -> &T {
         &self.target
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// One iteration at time `now`.
@@ -267,6 +300,13 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
             Ok(()) => {
                 tracing::info!(%target, from = current, to = rec.replicas, reason = rec.reason,
                     forecast = rec.forecast_rate, "scaled");
+                let step = self.settings.large_scale_up_step;
+                if rec.replicas > current.saturating_add(step) {
+                    tracing::warn!(%target, from = current, to = rec.replicas, step,
+                        reason = rec.reason, forecast = rec.forecast_rate,
+                        "large scale-up: more replicas at once than --large-scale-up-step");
+                    self.handle.metrics().large_scale_ups.inc();
+                }
                 self.policy.on_scaled(now, current, rec.replicas);
                 Action::Scaled
             }
@@ -350,6 +390,7 @@ pub async fn run_controller<S, T>(
 {
     let interval = settings.interval;
     let mut controller = Controller::new(source, target, settings, handle);
+    controller.restore_state(SystemTime::now()).await;
     tracing::info!(
         target = %controller.target.describe(),
         source = controller.source.name(),
@@ -366,12 +407,18 @@ pub async fn run_controller<S, T>(
             () = &mut shutdown => break,
             tick = ticks.tick() => {
                 tokio::select! {
-                    // A step cut short is safe: a patch either happened or did not.
+                    // A step cut short is safe: a patch either happened or did not; so is a
+                    // save (the stores replace their state whole).
                     () = &mut shutdown => break,
-                    _ = controller.step(tick.into_std()) => {}
+                    _ = async {
+                        controller.step(tick.into_std()).await;
+                        controller.save_state(tick.into_std(), false).await
+                    } => {}
                 }
             }
         }
     }
+    // What was learned since the last save (SIGTERM in Kubernetes, the end of a demo).
+    controller.save_state(Instant::now(), true).await;
     tracing::info!("autoscaler stopped");
 }

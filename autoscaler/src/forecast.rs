@@ -3,9 +3,14 @@
 //!
 //! One observation per decision interval. The forecaster keeps O(1) state for Holt and one
 //! value per step of the season for Holt-Winters; the raw history it keeps to initialise the
-//! seasonal model is bounded by `history_limit`.
+//! seasonal model is bounded by `history_limit`. [`ForecasterState`] (in `snapshot`) is that
+//! state as data, saved across restarts by [`crate::checkpoint`].
+
+mod snapshot;
 
 use std::collections::VecDeque;
+
+pub use snapshot::ForecasterState;
 
 /// Which model to fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,11 +106,14 @@ impl Forecaster {
         if self.params.history_limit > 0 {
             self.history.push_back(x);
         }
+        // The first two steps seed level and trend; with seasonal offsets already known (a
+        // state restored with its level forgotten), net of the offset of their step.
         match self.steps {
-            0 => self.level = x,
+            0 => self.level = x - self.offset(0),
             1 => {
-                self.trend = x - self.level;
-                self.level = x;
+                let level = x - self.offset(1);
+                self.trend = level - self.level;
+                self.level = level;
             }
             _ if self.is_seasonal() => self.update_seasonal(x),
             _ => self.update_holt(x),
@@ -151,6 +159,15 @@ impl Forecaster {
 
     fn slot(&self, step: u64) -> usize {
         (step % self.season.len() as u64) as usize
+    }
+
+    /// The seasonal offset at `step`; 0 without a season.
+    fn offset(&self, step: u64) -> f64 {
+        if self.is_seasonal() {
+            self.season[self.slot(step)]
+        } else {
+            0.0
+        }
     }
 
     /// Classic initialisation from the last two seasons of history: the trend is the difference

@@ -20,6 +20,7 @@
 //! - [`tuning`]: the YAML tuning file, validated into [`Tuning`].
 //! - [`queueing`]: Erlang B/C, P(wait > t), replicas for an SLA, stable for any k.
 //! - [`forecast`]: Holt (damped) and additive Holt-Winters.
+//! - [`checkpoint`]: the forecaster's state across restarts, in a file or a ConfigMap.
 //! - [`decision`]: the predictive sizing rule and its stability controls.
 //! - [`breaker`]: the telemetry circuit breaker.
 //! - [`policy`]: `predictive`, `hpa` (the Kubernetes algorithm), `queue` (KEDA-style), `static:N`.
@@ -29,6 +30,7 @@
 //! - [`simulate`]: workload traces, the discrete-event model, the comparison table and plots.
 
 pub mod breaker;
+pub mod checkpoint;
 pub mod config;
 pub mod controller;
 pub mod decision;
@@ -49,7 +51,10 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Command, ServeConfig, SimulateArgs, SourceKind, WorkloadArgs};
+pub use config::{
+    Cli, Command, ServeConfig, SimulateArgs, SourceKind, StateArgs, StateLocation, StateStoreKind,
+    WorkloadArgs,
+};
 pub use controller::{ControllerHandle, ControllerSettings, Status, run_controller};
 pub use policy::{Policy, PolicySpec};
 pub use routes::app;
@@ -70,10 +75,20 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = config.validate()?;
+    let mut settings = config.validate()?;
     let source = AnySource::from_config(&config, &settings.tuning)?;
     let client = DeploymentTarget::connect().await?;
-    let target = DeploymentTarget::new(client, config.namespace.as_deref(), &config.deployment);
+    let namespace = config.namespace.as_deref();
+    if let Some(location) = config.state.location(&config.deployment)? {
+        let checkpointing = config.state.checkpointing(location, &client, namespace);
+        if settings.policy == PolicySpec::Predictive {
+            tracing::info!(store = %checkpointing.store.describe(), "forecaster state store");
+            settings.checkpoint = Some(checkpointing);
+        } else {
+            tracing::info!(policy = %settings.policy, "no forecaster state to keep for this policy");
+        }
+    }
+    let target = DeploymentTarget::new(client, namespace, &config.deployment);
     let access = ControlAccess::for_bind(
         listener.local_addr()?,
         config.auth_token.as_deref(),

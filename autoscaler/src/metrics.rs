@@ -1,7 +1,9 @@
 //! The autoscaler's own Prometheus metrics, in a per-instance registry (the demo runs the
 //! controller next to other services in one process).
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use crate::decision::Direction;
 
@@ -20,6 +22,10 @@ pub struct Metrics {
     pub telemetry_errors: IntCounterVec,
     pub telemetry_age: Gauge,
     pub scale_errors: IntCounterVec,
+    pub large_scale_ups: IntCounter,
+    pub state_saves: IntCounterVec,
+    pub state_restores: IntCounterVec,
+    pub state_last_save: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,6 +67,11 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(decision_duration.clone()))?;
+        let large_scale_ups = IntCounter::new(
+            "autoscaler_large_scale_ups_total",
+            "Scale-ups that added more replicas at once than --large-scale-up-step.",
+        )?;
+        registry.register(Box::new(large_scale_ups.clone()))?;
         let metrics = Self {
             observed_arrival_rate: gauge(
                 "autoscaler_observed_arrival_rate",
@@ -106,11 +117,40 @@ impl Metrics {
                 "Failed reads or updates of the target's replica count, by code.",
                 "code",
             )?,
+            large_scale_ups,
+            state_saves: counter(
+                "autoscaler_state_saves_total",
+                "Saves of the forecaster's state, by outcome.",
+                "outcome",
+            )?,
+            state_restores: counter(
+                "autoscaler_state_restores_total",
+                "Restores of the forecaster's state at start, by outcome.",
+                "outcome",
+            )?,
+            state_last_save: gauge(
+                "autoscaler_state_last_save_timestamp_seconds",
+                "Unix time of the last successful save of the forecaster's state.",
+            )?,
             registry,
         };
         // Pre-create the label values so that dashboards see zeros, not gaps.
         for d in [Direction::Up, Direction::Down, Direction::Hold] {
             metrics.decisions.with_label_values(&[d.as_str()]);
+        }
+        for outcome in ["ok", "kept_newer", "conflict", "error"] {
+            metrics.state_saves.with_label_values(&[outcome]);
+        }
+        for outcome in [
+            "restored",
+            "season_only",
+            "missing",
+            "stale",
+            "mismatch",
+            "corrupt",
+            "unavailable",
+        ] {
+            metrics.state_restores.with_label_values(&[outcome]);
         }
         Ok(metrics)
     }

@@ -5,10 +5,12 @@
 //! replica's as the pool publishes them), or from a Prometheus server when the demo runs one.
 
 use std::future::IntoFuture;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use autoscaler::checkpoint::{Checkpointing, FileStore, StateStore};
 use autoscaler::{
     AnySource, ControllerHandle, ControllerSettings, InferenceTargets, PrometheusSource,
     ScrapeSource, TelemetrySource,
@@ -52,6 +54,17 @@ impl TelemetryFrom {
                     .map_err(anyhow::Error::msg)?,
             ),
         })
+    }
+}
+
+/// The predictive forecaster's state in `path` (`--autoscaler-state`): restored at start, saved
+/// every 10 s when something was learned and at stop; a state whose last observation is up to
+/// an hour old continues (a demo is stopped and started again by hand).
+pub fn state_file(path: &Path) -> Checkpointing {
+    Checkpointing {
+        store: StateStore::File(FileStore::new(path)),
+        save_interval: Duration::from_secs(10),
+        max_age: Duration::from_secs(3600),
     }
 }
 

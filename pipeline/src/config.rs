@@ -16,6 +16,7 @@ use autoscaler::{ControllerSettings, PolicySpec, Tuning};
 use clap::{Args, Parser, Subcommand};
 use load_tester::Workload;
 
+use crate::autoscale::state_file;
 use crate::error::Error;
 use crate::prometheus::{PrometheusSettings, find_on_path};
 use crate::replica_pool::PoolSettings;
@@ -94,6 +95,9 @@ pub struct DemoArgs {
     /// built-in short windows; --min-replicas and --max-replicas still apply.
     #[arg(long, env = "AUTOSCALER_CONFIG")]
     pub autoscaler_config: Option<PathBuf>,
+    /// Keep the predictive forecaster's state in this file: restored at start, saved at stop.
+    #[arg(long, env = "AUTOSCALER_STATE_FILE")]
+    pub autoscaler_state: Option<PathBuf>,
     /// After the last send, how long to wait for the queue to drain and the records to arrive.
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -216,10 +220,9 @@ impl DemoArgs {
             },
             dispatcher: self.dispatcher_config()?,
             controller: ControllerSettings {
-                policy: self.scaler,
-                tuning: self.tuning()?,
                 interval: self.interval,
-                dry_run: false,
+                checkpoint: self.autoscaler_state.as_deref().map(state_file),
+                ..ControllerSettings::new(self.scaler, self.tuning()?)
             },
             drain_timeout: self.drain_timeout,
             sample_interval: self.sample_interval,

@@ -341,10 +341,8 @@ async fn the_autoscaler_without_telemetry_holds_then_recovers() {
     tuning.decision.min_replicas = 1;
     tuning.decision.max_replicas = 3;
     let settings = ControllerSettings {
-        policy: PolicySpec::Queue,
-        tuning,
         interval: Duration::from_millis(500),
-        dry_run: false,
+        ..ControllerSettings::new(PolicySpec::Queue, tuning)
     };
     let source = TelemetryFrom::Scrape {
         dispatcher_metrics_url: format!("{}/metrics", metrics_proxy.url()),

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::decision::Direction;
+use crate::forecast::Forecaster;
 use crate::queueing::Load;
 use crate::telemetry::{Signal, Telemetry};
 use crate::tuning::Tuning;
@@ -229,6 +230,22 @@ impl Policy {
             Policy::Predictive(p) => p.prime(now, replicas),
             Policy::Hpa(hpa) | Policy::Queue(hpa, _) => hpa.prime(now, replicas),
             Policy::Static(_) => {}
+        }
+    }
+
+    /// The forecaster of the policies that have one (`predictive`): what
+    /// [`crate::checkpoint`] saves and restores.
+    pub fn forecaster(&self) -> Option<&Forecaster> {
+        match self {
+            Policy::Predictive(p) => Some(p.forecaster()),
+            _ => None,
+        }
+    }
+
+    pub fn forecaster_mut(&mut self) -> Option<&mut Forecaster> {
+        match self {
+            Policy::Predictive(p) => Some(p.forecaster_mut()),
+            _ => None,
         }
     }
 

@@ -54,6 +54,11 @@ impl Predictive {
         &mut self.scale_to_zero
     }
 
+    /// For restoring a saved state ([`crate::checkpoint`]).
+    pub fn forecaster_mut(&mut self) -> &mut Forecaster {
+        &mut self.forecaster
+    }
+
     pub(super) fn decide(&mut self, obs: &Observation, t: &Telemetry) -> Recommendation {
         let Some(rate) = t.arrival_rate else {
             return super::plain(obs.current_replicas, obs.current_replicas, "noTelemetry");

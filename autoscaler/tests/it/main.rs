@@ -6,7 +6,10 @@
 mod controller;
 mod erlang;
 mod kube_target;
+mod large_scale_up;
 mod prometheus;
 mod scrape;
 mod server;
 mod simulator;
+mod state_configmap;
+mod state_restart;
