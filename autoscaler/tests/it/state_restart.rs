@@ -63,13 +63,17 @@ impl TelemetrySource for Ramp {
 }
 
 fn settings(store: Option<StateStore>) -> ControllerSettings {
+    // An undamped trend follows the ramp exactly, which the exact level and trend below rely
+    // on; the default damping (0.9) would bend it.
+    let mut tuning = Tuning::default();
+    tuning.forecast.damping = 1.0;
     ControllerSettings {
         checkpoint: store.map(|store| Checkpointing {
             store,
             save_interval: Duration::from_secs(60),
             max_age: Duration::from_secs(600),
         }),
-        ..ControllerSettings::new(PolicySpec::Predictive, Tuning::default())
+        ..ControllerSettings::new(PolicySpec::Predictive, tuning)
     }
 }
 
