@@ -54,7 +54,9 @@ impl RunState {
         self.journal
             .write(Line::enqueue(seq, &outcome, number, since_intended, at));
         ledger.on_enqueue(seq, outcome, since_intended, at);
-        accepted.then(|| ledger.accepted_by(seq, instance)).flatten()
+        accepted
+            .then(|| ledger.accepted_by(seq, instance))
+            .flatten()
     }
 
     /// An answer came from dispatcher instance `id` (`/stats`, a records page): a new one

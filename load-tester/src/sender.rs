@@ -28,7 +28,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-
 use crate::image_pool::ImagePool;
 use crate::ledger::{EnqueueOutcome, request_id};
 use crate::metrics::Metrics;

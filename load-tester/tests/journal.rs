@@ -58,7 +58,6 @@ async fn a_finished_run_rebuilt_from_its_journal_has_the_same_numbers() {
     let journal = live.stats.journal.clone().unwrap();
     assert!(journal.ended && !journal.rebuilt && journal.dropped_lines == 0);
     assert!(journal.bytes_per_request > 100.0, "{journal:?}");
-    eprintln!("MEASURE {journal:?} sent={}", live.stats.sent);
 
     std::fs::remove_file(dir.join("stats.json")).unwrap();
     let args = ReportArgs {

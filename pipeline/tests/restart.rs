@@ -214,7 +214,12 @@ async fn requests_held_by_a_crashed_dispatcher_are_missing_with_their_reason() {
     assert_eq!(rebuilt.dispatcher_restarts, s.dispatcher_restarts);
     assert_eq!(rebuilt.missing_by_reason, s.missing_by_reason);
     assert_eq!(
-        (rebuilt.sent, rebuilt.succeeded, rebuilt.send_errors, rebuilt.missing),
+        (
+            rebuilt.sent,
+            rebuilt.succeeded,
+            rebuilt.send_errors,
+            rebuilt.missing
+        ),
         (s.sent, s.succeeded, s.send_errors, s.missing)
     );
     assert_eq!(rebuilt.missing_ids_sample, s.missing_ids_sample);

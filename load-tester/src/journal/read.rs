@@ -102,9 +102,7 @@ impl JournalReader {
                     }
                     table.push(id.clone());
                 }
-                Line::Enqueue { i: Some(i), .. }
-                    if *i as usize > lines.summary.instances.len() =>
-                {
+                Line::Enqueue { i: Some(i), .. } if *i as usize > lines.summary.instances.len() => {
                     let message = format!("instance {i} before its `inst` line");
                     return Err(lines.malformed(at, &message));
                 }

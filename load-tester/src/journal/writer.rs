@@ -15,9 +15,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness_core::sync::lock;
@@ -146,7 +146,14 @@ impl Journal {
         if writer.failed {
             return Err(create(std::io::Error::other("cannot write the header")));
         }
-        Self::start(writer, path, counters, metrics, (queue, false, false), Vec::new())
+        Self::start(
+            writer,
+            path,
+            counters,
+            metrics,
+            (queue, false, false),
+            Vec::new(),
+        )
     }
 
     /// Reopens a journal read by a rebuild, to append the records collected after the crash:
