@@ -72,6 +72,26 @@ pub struct Header {
     pub record_delivery: RecordDelivery,
 }
 
+/// What the journal wrote: the `journal` object of `stats.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalStats {
+    /// The file, relative to the report folder.
+    pub file: String,
+    pub lines: u64,
+    pub bytes: u64,
+    /// `bytes / sent`, what one request costs in the journal.
+    pub bytes_per_request: f64,
+    /// Lines lost because the writer fell behind: a rebuild from this journal would miss them.
+    pub dropped_lines: u64,
+    /// The journal holds the run's end; false while the run goes on, or when it was cut short.
+    pub ended: bool,
+    /// This report was rebuilt from the journal (`load-tester report --run-dir`).
+    pub rebuilt: bool,
+    /// The rebuild found a last line without its newline (cut by the crash) and ignored it.
+    pub torn_line_ignored: bool,
+}
+
 /// How `/enqueue` answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

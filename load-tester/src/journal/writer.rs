@@ -22,11 +22,10 @@ use std::time::{Duration, Instant};
 
 use harness_core::sync::lock;
 use prometheus::IntCounter;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::read::ReadSummary;
-use super::{Header, JOURNAL_FILE, JournalError, Line, MAX_INSTANCES};
+use super::{Header, JOURNAL_FILE, JournalError, JournalStats, Line, MAX_INSTANCES};
 use crate::metrics::Metrics;
 
 /// Lines waiting for the writer thread at most (a few MB).
@@ -34,26 +33,6 @@ pub const QUEUE_LINES: usize = 65_536;
 /// The longest a written line stays in the process's buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const BUFFER_BYTES: usize = 64 * 1024;
-
-/// What the journal wrote: the `journal` object of `stats.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JournalStats {
-    /// The file, relative to the report folder.
-    pub file: String,
-    pub lines: u64,
-    pub bytes: u64,
-    /// `bytes / sent`, what one request costs in the journal.
-    pub bytes_per_request: f64,
-    /// Lines lost because the writer fell behind: a rebuild from this journal would miss them.
-    pub dropped_lines: u64,
-    /// The journal holds the run's end; false while the run goes on, or when it was cut short.
-    pub ended: bool,
-    /// This report was rebuilt from the journal (`load-tester report --run-dir`).
-    pub rebuilt: bool,
-    /// The rebuild found a last line without its newline (cut by the crash) and ignored it.
-    pub torn_line_ignored: bool,
-}
 
 enum Message {
     Line(Line),
