@@ -83,7 +83,7 @@ pub fn replay(dir: &Path) -> Result<Replayed, JournalError> {
     };
     let ledger = Ledger::new(header.run_id.clone(), plan, header.started_at_ms);
     let state = RunState::new(info, Instant::now(), ledger);
-    let read = reader.for_each(|line| apply(&state, line))?;
+    let read = reader.for_each(|line, instances| apply(&state, instances, line))?;
     state.set_phase(match read.ended {
         Some(false) => Phase::Done,
         // Interrupted, or cut short: the load tester stopped before the run's end.
@@ -96,8 +96,9 @@ fn us(micros: u64) -> Duration {
     Duration::from_micros(micros)
 }
 
-/// One journal line, applied as the run applied the event.
-fn apply(state: &RunState, line: Line) -> Result<(), String> {
+/// One journal line, applied as the run applied the event; `instances`: the dispatcher
+/// instance ids numbered so far.
+fn apply(state: &RunState, instances: &[String], line: Line) -> Result<(), String> {
     match line {
         Line::Sent { seq, lag, at } => lock(&state.ledger).on_sent(seq, us(lag), us(at)),
         Line::Cap => lock(&state.ledger).on_cap_hit(),
@@ -107,7 +108,9 @@ fn apply(state: &RunState, line: Line) -> Result<(), String> {
             at,
             answer,
             code,
+            i,
         } => {
+            let accepted = answer == EnqueueAnswer::Accepted;
             let outcome = match answer {
                 EnqueueAnswer::Accepted => EnqueueOutcome::Accepted,
                 EnqueueAnswer::Rejected => EnqueueOutcome::Rejected {
@@ -117,8 +120,23 @@ fn apply(state: &RunState, line: Line) -> Result<(), String> {
                     kind: error_kind(code.as_deref())?,
                 },
             };
-            lock(&state.ledger).on_enqueue(seq, outcome, us(since), us(at));
+            // Number 0: an id past the journal's table, unknown to the ledger as in the run.
+            let instance = i.map(|i| {
+                i.checked_sub(1)
+                    .and_then(|p| instances.get(p as usize))
+                    .map_or("", String::as_str)
+            });
+            let mut ledger = lock(&state.ledger);
+            ledger.on_enqueue(seq, outcome, us(since), us(at));
+            if accepted {
+                ledger.accepted_by(seq, instance);
+            }
         }
+        Line::Instance { id, obs: true, .. } => {
+            lock(&state.ledger).observe_instance(&id);
+        }
+        // Named by the `enq` lines that follow, which tell the ledger.
+        Line::Instance { obs: false, .. } => {}
         Line::Direct {
             seq,
             since,

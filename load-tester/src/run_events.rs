@@ -10,7 +10,7 @@ use harness_core::wire::DroppedRecords;
 
 use crate::delivery::PullStatus;
 use crate::journal::{Line, micros};
-use crate::ledger::EnqueueOutcome;
+use crate::ledger::{EnqueueOutcome, Restart};
 use crate::sampler::Sample;
 use crate::store::RunState;
 use crate::target::DirectAnswer;
@@ -32,17 +32,45 @@ impl RunState {
         lock(&self.ledger).on_cap_hit();
     }
 
-    /// `/enqueue` answered (or failed) `since_intended` after the intended send time.
+    /// `/enqueue` answered (or failed) `since_intended` after the intended send time; an
+    /// acceptance by dispatcher instance `instance` (`None`: the answer named none). Returns
+    /// the dispatcher restart a new instance id revealed.
     pub fn on_enqueue(
         &self,
         seq: u64,
         outcome: EnqueueOutcome,
+        instance: Option<&str>,
         since_intended: Duration,
         at: Duration,
-    ) {
+    ) -> Option<Restart> {
+        let accepted = outcome == EnqueueOutcome::Accepted;
+        // One lock for the lines and both calls: a restart noticed elsewhere cannot see the
+        // request accepted but not yet placed with its instance, and the journal has the
+        // instance lines in the order the ledger took them.
+        let mut ledger = lock(&self.ledger);
+        let number = instance
+            .filter(|_| accepted)
+            .and_then(|id| self.journal.instance(id, false));
         self.journal
-            .write(Line::enqueue(seq, &outcome, since_intended, at));
-        lock(&self.ledger).on_enqueue(seq, outcome, since_intended, at);
+            .write(Line::enqueue(seq, &outcome, number, since_intended, at));
+        ledger.on_enqueue(seq, outcome, since_intended, at);
+        accepted
+            .then(|| ledger.accepted_by(seq, instance))
+            .flatten()
+    }
+
+    /// An answer came from dispatcher instance `id` (`/stats`, a records page): a new one
+    /// means the earlier instance is gone, with the requests it held.
+    pub fn observe_dispatcher(&self, id: &str) {
+        let restart = {
+            let mut ledger = lock(&self.ledger);
+            // Journaled the first time only: the ledger ignores an id it knows.
+            self.journal.instance(id, true);
+            ledger.observe_instance(id)
+        };
+        if let Some(restart) = restart {
+            self.dispatcher_restarted(&restart);
+        }
     }
 
     /// A direct target's answer (or the kind of failure) to request `seq`.

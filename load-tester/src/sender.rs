@@ -28,10 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use harness_core::sync::lock;
-
 use crate::image_pool::ImagePool;
-use crate::journal::Line;
 use crate::ledger::{EnqueueOutcome, request_id};
 use crate::metrics::Metrics;
 use crate::schedule::{Plan, Slot};
@@ -262,28 +259,14 @@ impl Generator {
             EnqueueOutcome::Rejected { .. } => outcomes.rejected.inc(),
             EnqueueOutcome::Error { .. } => outcomes.error.inc(),
         }
-        let accepted = outcome == EnqueueOutcome::Accepted;
         let since_intended = done.saturating_duration_since(intended);
-        self.run.journal.write(Line::enqueue(
+        let restart = self.run.on_enqueue(
             slot.seq,
-            &outcome,
+            outcome,
+            instance.as_deref(),
             since_intended,
             done - start,
-        ));
-        // One lock for both, so a restart noticed elsewhere cannot see the request accepted
-        // but not yet placed with its instance.
-        let restart = {
-            let mut ledger = lock(&self.run.ledger);
-            ledger.on_enqueue(
-                slot.seq,
-                outcome,
-                done.saturating_duration_since(intended),
-                done - start,
-            );
-            accepted
-                .then(|| ledger.accepted_by(slot.seq, instance.as_deref()))
-                .flatten()
-        };
+        );
         if let Some(restart) = restart {
             self.run.dispatcher_restarted(&restart);
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use harness_core::sync::lock;
 
 use crate::delivery::DeliveryStats;
-use crate::journal::writer::JournalStats;
+use crate::journal::JournalStats;
 use crate::schedule::ArrivalProcess;
 use crate::store::{Phase, RunState};
 use crate::target::TargetInfo;

@@ -132,15 +132,6 @@ impl RunState {
         self
     }
 
-    /// An answer came from dispatcher instance `id` (`/stats`, a records page): a new one
-    /// means the earlier instance is gone, with the requests it held.
-    pub fn observe_dispatcher(&self, id: &str) {
-        let restart = lock(&self.ledger).observe_instance(id);
-        if let Some(restart) = restart {
-            self.dispatcher_restarted(&restart);
-        }
-    }
-
     /// Says what a dispatcher restart lost (once per restart), and wakes the drain: the
     /// lost requests are no longer waited for.
     pub fn dispatcher_restarted(&self, restart: &Restart) {

@@ -7,6 +7,9 @@
 //! no graceful drain. A second dispatcher then binds the same port. The upstream is a small fake
 //! model server (the model itself is not what this checks), and the first dispatcher's slow
 //! drain rate keeps items in its queue.
+//!
+//! The run's journal then rebuilds the same report (`load-tester report --run-dir`): the
+//! instance ids are in it, so the rebuild sees the restart too.
 
 #![allow(clippy::unwrap_used)]
 
@@ -192,4 +195,32 @@ async fn requests_held_by_a_crashed_dispatcher_are_missing_with_their_reason() {
         s.succeeded + s.send_errors >= sent_after,
         "requests sent after the restart succeed: {s:#?}"
     );
+
+    // Rebuilt from the journal alone, the report has the restart and what it lost.
+    let dir = reports.path().join(&outcome.run_id);
+    std::fs::remove_file(dir.join("stats.json")).unwrap();
+    let args = load_tester::ReportArgs {
+        run_dir: dir.clone(),
+        collect: load_tester::config::Collect::Off,
+        dispatcher_url: None,
+        collect_timeout: Duration::from_secs(1),
+    };
+    load_tester::report_command::rebuild_report(&args)
+        .await
+        .unwrap();
+    let rebuilt: load_tester::Stats =
+        serde_json::from_slice(&std::fs::read(dir.join("stats.json")).unwrap()).unwrap();
+    assert!(rebuilt.journal.as_ref().unwrap().rebuilt);
+    assert_eq!(rebuilt.dispatcher_restarts, s.dispatcher_restarts);
+    assert_eq!(rebuilt.missing_by_reason, s.missing_by_reason);
+    assert_eq!(
+        (
+            rebuilt.sent,
+            rebuilt.succeeded,
+            rebuilt.send_errors,
+            rebuilt.missing
+        ),
+        (s.sent, s.succeeded, s.send_errors, s.missing)
+    );
+    assert_eq!(rebuilt.missing_ids_sample, s.missing_ids_sample);
 }

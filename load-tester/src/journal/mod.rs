@@ -8,6 +8,9 @@
 //!   arrivals from which the plan is rebuilt, the target and delivery settings);
 //! - `sent`, `cap`, `enq`, `direct`, `rec`: the ledger's events with their arguments (times in
 //!   microseconds since the run's start), so a replay feeds the same ledger code as the run;
+//! - `inst`: a dispatcher instance id seen for the first time, numbered from 1 in order of
+//!   appearance; an accepted `enq` names its instance by that number (`i`), and an `inst` line
+//!   seen in a `/stats` answer or a records page (`obs`) is itself a ledger event (a restart);
 //! - `pull`, `dropped`, `sample`: the pull path's status, the dispatcher's drop counts and the
 //!   sampled queue/replica series;
 //! - `lost`: lines the writer could not take (its queue was full), cumulative;
@@ -35,8 +38,14 @@ pub use writer::Journal;
 
 /// The journal's file name inside a run's report folder.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
-/// Bumped on any incompatible change to the lines.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any incompatible change to the lines. Version 2 added `inst` lines and the `i` of
+/// `enq` lines; a version 1 journal (no instance ids) still reads.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this load tester reads.
+pub const OLDEST_VERSION: u32 = 1;
+/// Instance ids a journal numbers at most; an accepting instance past them is `i: 0`, which
+/// the ledger (that tracks fewer) treats as an unknown instance, as it did in the run.
+pub const MAX_INSTANCES: usize = 1024;
 
 /// The first line: what the run was asked to do, enough to rebuild its plan and report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +70,26 @@ pub struct Header {
     pub concurrency: usize,
     pub images: usize,
     pub record_delivery: RecordDelivery,
+}
+
+/// What the journal wrote: the `journal` object of `stats.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalStats {
+    /// The file, relative to the report folder.
+    pub file: String,
+    pub lines: u64,
+    pub bytes: u64,
+    /// `bytes / sent`, what one request costs in the journal.
+    pub bytes_per_request: f64,
+    /// Lines lost because the writer fell behind: a rebuild from this journal would miss them.
+    pub dropped_lines: u64,
+    /// The journal holds the run's end; false while the run goes on, or when it was cut short.
+    pub ended: bool,
+    /// This report was rebuilt from the journal (`load-tester report --run-dir`).
+    pub rebuilt: bool,
+    /// The rebuild found a last line without its newline (cut by the crash) and ignored it.
+    pub torn_line_ignored: bool,
 }
 
 /// How `/enqueue` answered.
@@ -105,6 +134,20 @@ pub enum Line {
         answer: EnqueueAnswer,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
+        /// The accepting dispatcher instance (its `inst` number; 0: one past the table),
+        /// absent when the answer named none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        i: Option<u32>,
+    },
+    /// Dispatcher instance `n` (from 1, in order of appearance) is `id`. `obs`: first seen in
+    /// a `/stats` answer or a records page, which the ledger was told (a new id after another
+    /// is a restart); otherwise first seen in the `/enqueue` answer of the next `enq` line.
+    #[serde(rename = "inst")]
+    Instance {
+        n: u32,
+        id: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        obs: bool,
     },
     /// A model server's answer to a direct request (`code` of a refusal, failure or error).
     Direct {
@@ -197,7 +240,14 @@ pub fn micros(d: Duration) -> u64 {
 }
 
 impl Line {
-    pub fn enqueue(seq: u64, outcome: &EnqueueOutcome, since: Duration, at: Duration) -> Self {
+    /// An `enq` line; `instance`: the accepting instance's number in the journal.
+    pub fn enqueue(
+        seq: u64,
+        outcome: &EnqueueOutcome,
+        instance: Option<u32>,
+        since: Duration,
+        at: Duration,
+    ) -> Self {
         let (answer, code) = match outcome {
             EnqueueOutcome::Accepted => (EnqueueAnswer::Accepted, None),
             EnqueueOutcome::Rejected { code } => (EnqueueAnswer::Rejected, Some(code.clone())),
@@ -209,6 +259,7 @@ impl Line {
             at: micros(at),
             answer,
             code,
+            i: instance,
         }
     }
 

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::{FORMAT_VERSION, Header, JournalError, Line};
+use super::{FORMAT_VERSION, Header, JournalError, Line, MAX_INSTANCES, OLDEST_VERSION};
 
 /// What a read found besides the lines.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,6 +24,8 @@ pub struct ReadSummary {
     pub lost: u64,
     /// `Some(interrupted)` when the journal holds its run's end.
     pub ended: Option<bool>,
+    /// The dispatcher instance ids of the `inst` lines; `n` is `instances[n - 1]`.
+    pub instances: Vec<String>,
 }
 
 /// Reads a journal: [`JournalReader::open`] parses the header, [`JournalReader::for_each`]
@@ -46,13 +48,17 @@ impl JournalReader {
             buf: Vec::with_capacity(512),
         };
         let header = match lines.next()? {
-            Some(Line::Run(header)) if header.version == FORMAT_VERSION => *header,
+            Some(Line::Run(header))
+                if (OLDEST_VERSION..=FORMAT_VERSION).contains(&header.version) =>
+            {
+                *header
+            }
             Some(Line::Run(header)) => {
                 return Err(lines.malformed(
                     1,
                     &format!(
-                        "journal format version {} (this load tester reads version \
-                         {FORMAT_VERSION})",
+                        "journal format version {} (this load tester reads versions \
+                         {OLDEST_VERSION} to {FORMAT_VERSION})",
                         header.version
                     ),
                 ));
@@ -69,12 +75,13 @@ impl JournalReader {
         &self.header
     }
 
-    /// Calls `apply` with every line after the header, in order. `apply` returning an error
+    /// Calls `apply` with every line after the header, in order, and the instance ids known
+    /// at that line (an `enq` line's `i` is valid in it). `apply` returning an error
     /// (a line that is well-formed JSON but makes no sense) stops the read with that error at
     /// that line.
     pub fn for_each(
         self,
-        mut apply: impl FnMut(Line) -> Result<(), String>,
+        mut apply: impl FnMut(Line, &[String]) -> Result<(), String>,
     ) -> Result<ReadSummary, JournalError> {
         let mut lines = self.lines;
         while let Some(line) = lines.next()? {
@@ -83,9 +90,25 @@ impl JournalReader {
                 Line::Lost { lines: lost } => lines.summary.lost = lines.summary.lost.max(*lost),
                 Line::End { interrupted } => lines.summary.ended = Some(*interrupted),
                 Line::Run(_) => return Err(lines.malformed(at, "a second run header")),
+                Line::Instance { n, id, .. } => {
+                    let table = &mut lines.summary.instances;
+                    if *n as usize != table.len() + 1 || table.len() >= MAX_INSTANCES {
+                        let message = format!(
+                            "instance {n} after {} (they are numbered from 1 in order, at most \
+                             {MAX_INSTANCES})",
+                            table.len()
+                        );
+                        return Err(lines.malformed(at, &message));
+                    }
+                    table.push(id.clone());
+                }
+                Line::Enqueue { i: Some(i), .. } if *i as usize > lines.summary.instances.len() => {
+                    let message = format!("instance {i} before its `inst` line");
+                    return Err(lines.malformed(at, &message));
+                }
                 _ => {}
             }
-            if let Err(message) = apply(line) {
+            if let Err(message) = apply(line, &lines.summary.instances) {
                 return Err(lines.malformed(at, &message));
             }
         }

@@ -58,9 +58,15 @@ fn lines() -> Vec<Line> {
             at: 50_012,
         },
         Line::Cap,
+        Line::Instance {
+            n: 1,
+            id: "7f3a9c".into(),
+            obs: false,
+        },
         Line::enqueue(
             0,
             &EnqueueOutcome::Accepted,
+            Some(1),
             Duration::from_millis(3),
             Duration::from_millis(53),
         ),
@@ -69,12 +75,14 @@ fn lines() -> Vec<Line> {
             &EnqueueOutcome::Rejected {
                 code: "queue_full".into(),
             },
+            None,
             Duration::from_millis(3),
             Duration::from_millis(300),
         ),
         Line::enqueue(
             2,
             &EnqueueOutcome::Error { kind: "timeout" },
+            None,
             Duration::from_secs(10),
             Duration::from_secs(10),
         ),
@@ -112,7 +120,7 @@ async fn what_is_written_reads_back_line_for_line() {
     assert_eq!(reader.header(), &header());
     let mut read = Vec::new();
     let summary = reader
-        .for_each(|line| {
+        .for_each(|line, _| {
             read.push(line);
             Ok(())
         })
@@ -127,7 +135,8 @@ async fn what_is_written_reads_back_line_for_line() {
     assert_eq!((stats.lines, stats.bytes), (summary.lines, summary.bytes));
     assert!(stats.ended && !stats.rebuilt && stats.dropped_lines == 0);
     // The record keeps what the ledger reads.
-    let Line::Record(line) = &read[7] else {
+    assert_eq!(summary.instances, vec!["7f3a9c".to_owned()]);
+    let Line::Record(line) = &read[8] else {
         panic!("a record line")
     };
     let again = line.record(record(0).id);
@@ -168,7 +177,7 @@ fn read_text(text: &str) -> (Result<ReadSummary, JournalError>, usize) {
     std::fs::write(&path, text).unwrap();
     let mut count = 0;
     let summary = JournalReader::open(&path).and_then(|reader| {
-        reader.for_each(|_| {
+        reader.for_each(|_, _| {
             count += 1;
             Ok(())
         })
@@ -215,15 +224,31 @@ fn any_other_bad_line_names_file_line_and_column() {
         message.contains(":2:") && message.contains("warp"),
         "{message}"
     );
-    // The first line must be the header, of this version.
+    // Instances are numbered in order, and an `enq` names only one already numbered.
+    let inst = |n: u32| format!("{{\"t\":\"inst\",\"n\":{n},\"id\":\"x{n}\"}}\n");
+    let text = format!("{}{}{}", header_line(), inst(1), inst(3));
+    let message = read_text(&text).0.unwrap_err().to_string();
+    assert!(message.contains(":3:1: instance 3 after 1"), "{message}");
+    let enq = "{\"t\":\"enq\",\"seq\":0,\"since\":1,\"at\":1,\"answer\":\"accepted\",\"i\":2}\n";
+    let text = format!("{}{}{enq}", header_line(), inst(1));
+    let message = read_text(&text).0.unwrap_err().to_string();
+    assert!(message.contains(":3:1: instance 2 before"), "{message}");
+    let text = format!("{}{}{}{enq}", header_line(), inst(1), inst(2));
+    let summary = read_text(&text).0.unwrap();
+    assert_eq!(summary.instances, ["x1", "x2"]);
+    // The first line must be the header, of a version this load tester reads.
     let message = read_text("{\"t\":\"cap\"}\n").0.unwrap_err().to_string();
     assert!(
         message.contains(":1:1: the first line is not the run header"),
         "{message}"
     );
-    let future = header_line().replace("\"version\":1", "\"version\":9");
+    let this = format!("\"version\":{FORMAT_VERSION}");
+    let future = header_line().replace(&this, "\"version\":9");
     let message = read_text(&future).0.unwrap_err().to_string();
     assert!(message.contains("format version 9"), "{message}");
+    // Version 1 (before instance ids) still reads.
+    let old = header_line().replace(&this, "\"version\":1") + "{\"t\":\"cap\"}\n";
+    assert_eq!(read_text(&old).1, 1);
     let message = read_text("").0.unwrap_err().to_string();
     assert!(message.contains("no run header"), "{message}");
 }
@@ -237,7 +262,7 @@ async fn appending_after_a_torn_line_starts_a_line_of_its_own() {
     drop(file);
     let summary = JournalReader::open(&path)
         .unwrap()
-        .for_each(|_| Ok(()))
+        .for_each(|_, _| Ok(()))
         .unwrap();
     let journal = Journal::append(&path, &summary, &Metrics::new()).unwrap();
     journal.write(Line::Cap);
@@ -268,7 +293,7 @@ async fn a_full_queue_drops_and_counts_instead_of_waiting() {
     let mut sent = 0;
     let summary = JournalReader::open(&dir.path().join(JOURNAL_FILE))
         .unwrap()
-        .for_each(|line| {
+        .for_each(|line, _| {
             sent += u64::from(matches!(line, Line::Sent { .. }));
             Ok(())
         })

@@ -15,17 +15,17 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use harness_core::sync::lock;
 use prometheus::IntCounter;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::read::ReadSummary;
-use super::{Header, JOURNAL_FILE, JournalError, Line};
+use super::{Header, JOURNAL_FILE, JournalError, JournalStats, Line, MAX_INSTANCES};
 use crate::metrics::Metrics;
 
 /// Lines waiting for the writer thread at most (a few MB).
@@ -33,26 +33,6 @@ pub const QUEUE_LINES: usize = 65_536;
 /// The longest a written line stays in the process's buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const BUFFER_BYTES: usize = 64 * 1024;
-
-/// What the journal wrote: the `journal` object of `stats.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JournalStats {
-    /// The file, relative to the report folder.
-    pub file: String,
-    pub lines: u64,
-    pub bytes: u64,
-    /// `bytes / sent`, what one request costs in the journal.
-    pub bytes_per_request: f64,
-    /// Lines lost because the writer fell behind: a rebuild from this journal would miss them.
-    pub dropped_lines: u64,
-    /// The journal holds the run's end; false while the run goes on, or when it was cut short.
-    pub ended: bool,
-    /// This report was rebuilt from the journal (`load-tester report --run-dir`).
-    pub rebuilt: bool,
-    /// The rebuild found a last line without its newline (cut by the crash) and ignored it.
-    pub torn_line_ignored: bool,
-}
 
 enum Message {
     Line(Line),
@@ -84,6 +64,8 @@ struct Shared {
     dropped_metric: IntCounter,
     rebuilt: bool,
     torn_line_ignored: bool,
+    /// The dispatcher instance ids numbered so far (`inst` lines); at most [`MAX_INSTANCES`].
+    instances: Mutex<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -143,7 +125,14 @@ impl Journal {
         if writer.failed {
             return Err(create(std::io::Error::other("cannot write the header")));
         }
-        Self::start(writer, path, counters, metrics, (queue, false, false))
+        Self::start(
+            writer,
+            path,
+            counters,
+            metrics,
+            (queue, false, false),
+            Vec::new(),
+        )
     }
 
     /// Reopens a journal read by a rebuild, to append the records collected after the crash:
@@ -165,7 +154,8 @@ impl Journal {
         let counters = Arc::new(Counters::of_read(read));
         let writer = Writer::new(file, path, counters.clone(), metrics);
         let flags = (QUEUE_LINES, true, read.torn_bytes > 0);
-        Self::start(writer, path.to_owned(), counters, metrics, flags)
+        let instances = read.instances.clone();
+        Self::start(writer, path.to_owned(), counters, metrics, flags, instances)
     }
 
     /// A journal read by a rebuild that appends nothing (no records to collect): it only
@@ -181,17 +171,20 @@ impl Journal {
                 dropped_metric: metrics.journal_lines_dropped.clone(),
                 rebuilt: true,
                 torn_line_ignored: read.torn_bytes > 0,
+                instances: Mutex::new(read.instances.clone()),
             })),
         }
     }
 
-    /// Starts the writer thread; `(queue, rebuilt, torn_line_ignored)`.
+    /// Starts the writer thread; `(queue, rebuilt, torn_line_ignored)`, and the instance ids
+    /// numbered already.
     fn start(
         mut writer: Writer,
         path: PathBuf,
         counters: Arc<Counters>,
         metrics: &Metrics,
         (queue, rebuilt, torn_line_ignored): (usize, bool, bool),
+        instances: Vec<String>,
     ) -> Result<Self, JournalError> {
         let (tx, rx) = sync_channel(queue);
         writer.lost_written = counters.dropped.load(Ordering::Relaxed);
@@ -207,22 +200,59 @@ impl Journal {
                 dropped_metric: metrics.journal_lines_dropped.clone(),
                 rebuilt,
                 torn_line_ignored,
+                instances: Mutex::new(instances),
             })),
         })
     }
 
+    /// The journal's number for dispatcher instance `id`, writing its `inst` line when the id
+    /// is new (`observed`: seen in a `/stats` answer or a records page, not an `/enqueue`
+    /// answer). `Some(0)` past [`MAX_INSTANCES`] ids; `None` for a disabled journal. Call with
+    /// the run's ledger locked, so that the lines keep the order of the ledger's events.
+    pub fn instance(&self, id: &str, observed: bool) -> Option<u32> {
+        let shared = self.shared.as_ref()?;
+        let mut known = lock(&shared.instances);
+        if let Some(p) = known.iter().position(|k| k == id) {
+            return Some(p as u32 + 1);
+        }
+        if known.len() >= MAX_INSTANCES {
+            return Some(0);
+        }
+        let n = known.len() as u32 + 1;
+        let line = Line::Instance {
+            n,
+            id: id.to_owned(),
+            obs: observed,
+        };
+        // A number whose line was dropped would make the later lines unreadable: the id is
+        // numbered only once its line is queued (until then its `enq` lines say 0).
+        if !self.try_write(line) {
+            return Some(0);
+        }
+        known.push(id.to_owned());
+        Some(n)
+    }
+
     /// Hands a line to the writer without waiting; a full queue drops and counts it.
     pub fn write(&self, line: Line) {
-        let Some(shared) = &self.shared else { return };
+        self.try_write(line);
+    }
+
+    /// [`Journal::write`], saying whether the line was queued.
+    fn try_write(&self, line: Line) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
         match shared.tx.try_send(Message::Line(line)) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 shared.dropped_metric.inc();
+                false
             }
             // Closed: the run has ended and the journal with it; later events (a record
             // pushed after the run) are in the ledger only.
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => false,
         }
     }
 
