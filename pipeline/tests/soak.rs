@@ -3,8 +3,9 @@
 //! quarter of the samples: the model loads, pools and buffers fill), the least-squares trend
 //! over the rest must not grow by more than 5 % over the measured span.
 //!
-//! CI runs the short variant (2 minutes). `scripts/soak.sh` runs an hour in release mode and
-//! prints a row per minute. Settings: `SOAK_SECONDS` (120), `SOAK_SAMPLE_SECONDS` (5),
+//! This is the short variant CI runs (2 minutes). The long soak, `scripts/soak.sh` (an hour by
+//! default), runs the real binaries as separate processes instead, so that each service's memory
+//! and descriptors are measured apart. Settings: `SOAK_SECONDS` (120), `SOAK_SAMPLE_SECONDS` (5),
 //! `SOAK_RATE` requests per second (4).
 
 #![allow(clippy::unwrap_used)]

@@ -2,8 +2,9 @@
 //! the time plots, and HDR histograms for the percentiles.
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
-use super::HIGHEST_MICROS;
+use super::{HIGHEST_MICROS, SecondLatency};
 
 /// Request counters of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,7 +34,8 @@ pub struct Counts {
 }
 
 /// One second of the run, for the time plots.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SecondBin {
     /// Requests whose send started in this second.
     pub sent: u32,
@@ -43,8 +45,9 @@ pub struct SecondBin {
     /// Records whose completion time falls in this second.
     pub succeeded: u32,
     pub failed: u32,
-    /// Latency (µs) of successful requests *sent* in this second; 2 significant digits.
-    pub latency: Option<Histogram<u32>>,
+    /// Latency (µs) of successful requests *sent* in this second: exact while few, then within
+    /// 0.8 % (see [`SecondLatency`]).
+    pub latency: SecondLatency,
 }
 
 /// HDR histograms of a run, in microseconds.

@@ -3,14 +3,15 @@
 //! Per request it keeps one byte of state flags, indexed by sequence number (1 MB per million
 //! requests), which is what detecting duplicate and missing records needs. Everything else is
 //! aggregated on arrival: HDR histograms (3 significant digits, microseconds) for the report's
-//! percentiles, and per-second bins for the time plots.
+//! percentiles, and per-second bins for the time plots, whose latencies are exact while a second
+//! has few and a compact histogram beyond ([`SecondLatency`]): a bin is about 60 bytes, allocated
+//! for the whole schedule when the run starts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use harness_core::wire::LatencyRecord;
-use hdrhistogram::Histogram;
 
 use crate::delivery::Delivery;
 use crate::schedule::Plan;
@@ -19,10 +20,12 @@ use crate::target::DirectAnswer;
 mod aggregates;
 mod instances;
 mod missing;
+mod second_latency;
 
 pub use aggregates::{Counts, Histograms, SecondBin};
 pub use instances::Restart;
 pub use missing::MissingReason;
+pub use second_latency::SecondLatency;
 
 /// Histogram range: 1 µs to 1 hour; larger values saturate at the top.
 const HIGHEST_MICROS: u64 = 3_600_000_000;
@@ -291,14 +294,9 @@ impl Ledger {
         }
         self.histograms.latency.saturating_record(latency);
         let sent_second = self.plan.second_of(seq);
-        let per_second = self.bin(sent_second).latency.get_or_insert_with(|| {
-            Histogram::new(2).unwrap_or_else(|e| unreachable!("2 digits are valid: {e}"))
-        });
-        // Auto-resizing (it starts tiny); `saturating_record` would clamp instead of growing.
-        // The value is bounded, so growth is too; a failure can only mean an absurd value.
-        if per_second.record(latency.clamp(1, HIGHEST_MICROS)).is_err() {
-            per_second.saturating_record(latency);
-        }
+        self.bin(sent_second)
+            .latency
+            .record(latency.min(HIGHEST_MICROS));
     }
 
     /// Codes come from the other side of the wire: bound their number and length so a

@@ -68,6 +68,11 @@ fn outcomes_are_counted_once_whatever_the_arrival_order() {
     assert_eq!(ledger.histograms().latency.len(), 1);
     // Completion at 1 050 ms on a run that started at 1 000 ms: second 0.
     assert_eq!(ledger.seconds()[0].succeeded, 1);
+    // A second with few successes keeps their latencies exactly.
+    assert_eq!(
+        ledger.seconds()[0].latency.value_at_quantile(0.99),
+        Some(50_000)
+    );
 }
 
 #[test]

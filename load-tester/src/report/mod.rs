@@ -177,9 +177,9 @@ pub fn timeline_csv_text(rates: &[u32], seconds: &[SecondBin]) -> String {
             bin.sent, bin.rejected, bin.send_errors, bin.succeeded, bin.failed
         );
         for q in [0.5, 0.95, 0.99] {
-            match bin.latency.as_ref().filter(|h| !h.is_empty()) {
-                Some(h) => {
-                    let _ = write!(out, ",{:.3}", h.value_at_quantile(q) as f64 / 1000.0);
+            match bin.latency.value_at_quantile(q) {
+                Some(us) => {
+                    let _ = write!(out, ",{:.3}", us as f64 / 1000.0);
                 }
                 None => out.push(','),
             }

@@ -42,8 +42,11 @@ pub fn latency_over_time(path: &Path, seconds: &[SecondBin]) -> PlotResult<bool>
     let per_second: Vec<Option<[f64; 3]>> = seconds
         .iter()
         .map(|bin| {
-            let h = bin.latency.as_ref()?;
-            Some(quantiles.map(|(_, q, _)| h.value_at_quantile(q) as f64 / 1000.0))
+            let h = &bin.latency;
+            if h.is_empty() {
+                return None;
+            }
+            Some(quantiles.map(|(_, q, _)| h.value_at_quantile(q).unwrap_or(0) as f64 / 1000.0))
         })
         .collect();
     let y_max = per_second
