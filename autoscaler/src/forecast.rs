@@ -7,6 +7,10 @@
 
 use std::collections::VecDeque;
 
+mod errors;
+
+pub use errors::{ErrorTracker, upper_quantile};
+
 /// Which model to fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ModelKind {
