@@ -114,7 +114,7 @@ pub struct DecisionInput {
     pub current_replicas: u32,
     /// Arrival rate observed over the last interval.
     pub observed_rate: f64,
-    /// The forecast at the cold-start horizon.
+    /// The rate forecast to size for (the predictive policy: an upper bound over the cold start).
     pub forecast_rate: f64,
     /// What the forecaster expected for *now* (its one-step forecast from the last interval);
     /// panic mode compares the observed rate against it.

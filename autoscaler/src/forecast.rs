@@ -6,10 +6,12 @@
 //! seasonal model is bounded by `history_limit`. [`ForecasterState`] (in `snapshot`) is that
 //! state as data, saved across restarts by [`crate::checkpoint`].
 
+mod errors;
 mod snapshot;
 
 use std::collections::VecDeque;
 
+pub use errors::{ErrorTracker, upper_quantile};
 pub use snapshot::ForecasterState;
 
 /// Which model to fit.
