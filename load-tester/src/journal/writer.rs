@@ -2,7 +2,7 @@
 //! `BufWriter` flushed every [`FLUSH_EVERY`], on request ([`Journal::sync`]) and at the end.
 //!
 //! Callers never wait for the disk: the send path, the pacer and the record intake hand a line
-//! over with `try_send`. When the queue is full (the disk stalled for a long while) the line is
+//! over without waiting. When the queue is full (the disk stalled for a long while) the line is
 //! dropped and counted, in the run's `journal.droppedLines`, a `lost` line and
 //! `loadtest_journal_lines_dropped_total`: the open loop must not slow down for its own
 //! bookkeeping, and the report must say that its rebuild would be incomplete. A flush hands the
@@ -15,8 +15,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,9 @@ use super::read::ReadSummary;
 use super::{Header, JOURNAL_FILE, JournalError, JournalStats, Line, MAX_INSTANCES};
 use crate::metrics::Metrics;
 
-/// Lines waiting for the writer thread at most (a few MB).
+/// Lines waiting for the writer thread at most. The queue's memory follows what is queued (a
+/// channel that grows in small blocks, bounded by a count), so an idle queue costs nothing; a
+/// channel with preallocated slots would hold this many lines' worth (about 8 MiB) all run long.
 pub const QUEUE_LINES: usize = 65_536;
 /// The longest a written line stays in the process's buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -58,7 +60,9 @@ impl std::fmt::Debug for Journal {
 }
 
 struct Shared {
-    tx: SyncSender<Message>,
+    tx: Sender<Message>,
+    /// Lines the queue may hold ([`QUEUE_LINES`]; tests use fewer).
+    capacity: usize,
     path: PathBuf,
     counters: Arc<Counters>,
     dropped_metric: IntCounter,
@@ -74,6 +78,8 @@ struct Counters {
     bytes: AtomicU64,
     dropped: AtomicU64,
     ended: AtomicBool,
+    /// Lines handed over and not yet taken by the writer thread.
+    queued: AtomicUsize,
 }
 
 impl Counters {
@@ -84,6 +90,7 @@ impl Counters {
             bytes: AtomicU64::new(read.bytes),
             dropped: AtomicU64::new(read.lost),
             ended: AtomicBool::new(read.ended.is_some()),
+            queued: AtomicUsize::new(0),
         }
     }
 }
@@ -162,10 +169,11 @@ impl Journal {
     /// reports what the read found.
     pub fn read_only(path: &Path, read: &ReadSummary, metrics: &Metrics) -> Self {
         // A queue whose receiver is gone: every line and control returns at once.
-        let (tx, _) = sync_channel(0);
+        let (tx, _) = channel();
         Self {
             shared: Some(Arc::new(Shared {
                 tx,
+                capacity: 0,
                 path: path.to_owned(),
                 counters: Arc::new(Counters::of_read(read)),
                 dropped_metric: metrics.journal_lines_dropped.clone(),
@@ -186,7 +194,7 @@ impl Journal {
         (queue, rebuilt, torn_line_ignored): (usize, bool, bool),
         instances: Vec<String>,
     ) -> Result<Self, JournalError> {
-        let (tx, rx) = sync_channel(queue);
+        let (tx, rx) = channel();
         writer.lost_written = counters.dropped.load(Ordering::Relaxed);
         std::thread::Builder::new()
             .name("loadtest-journal".into())
@@ -195,6 +203,7 @@ impl Journal {
         Ok(Self {
             shared: Some(Arc::new(Shared {
                 tx,
+                capacity: queue,
                 path,
                 counters,
                 dropped_metric: metrics.journal_lines_dropped.clone(),
@@ -243,17 +252,20 @@ impl Journal {
         let Some(shared) = &self.shared else {
             return false;
         };
-        match shared.tx.try_send(Message::Line(line)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                shared.dropped_metric.inc();
-                false
-            }
+        let queued = &shared.counters.queued;
+        if queued.fetch_add(1, Ordering::Relaxed) >= shared.capacity {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.dropped_metric.inc();
+            return false;
+        }
+        if shared.tx.send(Message::Line(line)).is_err() {
             // Closed: the run has ended and the journal with it; later events (a record
             // pushed after the run) are in the ledger only.
-            Err(TrySendError::Disconnected(_)) => false,
+            queued.fetch_sub(1, Ordering::Relaxed);
+            return false;
         }
+        true
     }
 
     /// Returns once every line handed over before is in the file (or the journal is closed).
@@ -275,19 +287,10 @@ impl Journal {
     async fn control(&self, message: impl FnOnce(oneshot::Sender<()>) -> Message) {
         let Some(shared) = &self.shared else { return };
         let (done, written) = oneshot::channel();
-        match shared.tx.try_send(message(done)) {
-            Ok(()) => {}
-            Err(TrySendError::Disconnected(_)) => return,
-            // Full: wait for room off the runtime's threads.
-            Err(TrySendError::Full(message)) => {
-                let tx = shared.tx.clone();
-                let sent = tokio::task::spawn_blocking(move || tx.send(message)).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    return;
-                }
-            }
+        // Controls are not bounded by the line count: they are few, and they must not be lost.
+        if shared.tx.send(message(done)).is_ok() {
+            let _ = written.await;
         }
-        let _ = written.await;
     }
 
     /// What has been written so far; `None` for a disabled journal. `sent` gives the
@@ -345,7 +348,10 @@ impl Writer {
         let mut next_flush = Instant::now() + FLUSH_EVERY;
         loop {
             match rx.recv_timeout(next_flush.saturating_duration_since(Instant::now())) {
-                Ok(Message::Line(line)) => self.write(&line),
+                Ok(Message::Line(line)) => {
+                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                    self.write(&line);
+                }
                 Ok(Message::Sync(done)) => {
                     self.flush();
                     let _ = done.send(());
