@@ -9,38 +9,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/in_process.rs"]
+mod in_process;
 #[path = "support/procs.rs"]
 mod procs;
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use in_process::{repo, serve};
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
-}
-
-/// Binds `127.0.0.1:0` and serves `run` on it until `stop`; returns its base URL.
-async fn serve<F, Fut>(stop: &CancellationToken, run: F) -> String
-where
-    F: FnOnce(TcpListener, tokio_util::sync::WaitForCancellationFutureOwned) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = run(listener, stop.clone().cancelled_owned());
-    tokio::spawn(async move { task.await.unwrap() });
-    url
-}
 
 /// The one run folder under `reports`, once its journal exists.
 async fn run_dir(reports: &Path) -> PathBuf {
@@ -110,15 +90,8 @@ fn journaled_records(dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_load_tester_s_run_is_rebuilt_from_its_journal() {
     let stop = CancellationToken::new();
-    let inference_config = inference::Config::try_parse_from([
-        "inference".to_owned(),
-        "--model".to_owned(),
-        repo("inference/model/efficientnet-lite0.onnx"),
-        "--labels".to_owned(),
-        repo("inference/model/imagenet-labels.txt"),
-    ])
-    .unwrap();
-    let inference_url = serve(&stop, |listener, stop| {
+    let inference_config = in_process::inference_config();
+    let (inference_url, _) = serve(&stop, |listener, stop| {
         inference::run(listener, inference_config, stop)
     })
     .await;
@@ -133,7 +106,7 @@ async fn a_killed_load_tester_s_run_is_rebuilt_from_its_journal() {
         "",
     ])
     .unwrap();
-    let dispatcher_url = serve(&stop, |listener, stop| {
+    let (dispatcher_url, _) = serve(&stop, |listener, stop| {
         dispatcher::run(listener, dispatcher_config, stop)
     })
     .await;

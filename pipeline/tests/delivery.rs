@@ -7,35 +7,16 @@
 // Helpers state their expectations with unwrap too: a panic there is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+#[path = "support/in_process.rs"]
+mod in_process;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use in_process::{repo, serve};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
-}
-
-/// Binds `127.0.0.1:0` and serves `run` on it until `stop`.
-async fn serve<F, Fut>(stop: &CancellationToken, run: F) -> (String, JoinHandle<()>)
-where
-    F: FnOnce(TcpListener, tokio_util::sync::WaitForCancellationFutureOwned) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = run(listener, stop.clone().cancelled_owned());
-    (url, tokio::spawn(async move { task.await.unwrap() }))
-}
 
 /// Sends `request` and reads its JSON answer.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
@@ -45,14 +26,7 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_tester_the_dispatcher_cannot_reach_gets_every_record_by_pulling() {
     let stop = CancellationToken::new();
-    let inference_config = inference::Config::try_parse_from([
-        "inference".to_owned(),
-        "--model".to_owned(),
-        repo("inference/model/efficientnet-lite0.onnx"),
-        "--labels".to_owned(),
-        repo("inference/model/imagenet-labels.txt"),
-    ])
-    .unwrap();
+    let inference_config = in_process::inference_config();
     let (inference_url, inference) = serve(&stop, |listener, stop| {
         inference::run(listener, inference_config, stop)
     })
