@@ -78,6 +78,9 @@ pub enum Shape {
     /// 48 h: two diurnal days, the second 15 % busier, with 10 % noise and a burst of ×1.5
     /// for a few minutes every few hours.
     NoisyDiurnal,
+    /// `noisy-diurnal` with the same seed's noise and without its bursts: the control that
+    /// tells what the bursts do to a comparison.
+    NoisyDiurnalNoBursts,
     /// 7 days: weekdays like `diurnal`, Saturday and Sunday at half the peak and later; 3 %
     /// noise.
     Weekly,
@@ -92,7 +95,8 @@ impl Shape {
     pub fn generate(self, seed: u64) -> Workload {
         let mut rng = SmallRng::seed_from_u64(seed);
         let rates: Vec<f64> = match self {
-            Shape::NoisyDiurnal => noisy_diurnal(&mut rng),
+            Shape::NoisyDiurnal => noisy_diurnal(&mut rng, true),
+            Shape::NoisyDiurnalNoBursts => noisy_diurnal(&mut rng, false),
             Shape::Weekly => weekly(&mut rng),
             Shape::Steps => steps(&mut rng),
             Shape::Ramps => ramps(&mut rng),
@@ -160,7 +164,9 @@ fn jitter(rng: &mut SmallRng, amplitude: f64) -> f64 {
     1.0 + amplitude * (rng.random::<f64>() * 2.0 - 1.0)
 }
 
-fn noisy_diurnal(rng: &mut SmallRng) -> Vec<f64> {
+/// Without `bursts`, the bursts are still drawn (so the noise that follows is the same) but
+/// not applied.
+fn noisy_diurnal(rng: &mut SmallRng, bursts_on: bool) -> Vec<f64> {
     // Bursts: ×1.5 for 3–8 minutes, one every 2–5 hours.
     let mut bursts = Vec::new();
     let mut at = 3_600.0 * rng.random_range(1.0..3.0);
@@ -172,7 +178,7 @@ fn noisy_diurnal(rng: &mut SmallRng) -> Vec<f64> {
         .map(|s| {
             let t = f64::from(s);
             let day = if s < 86_400 { 1.0 } else { 1.15 };
-            let burst = if bursts.iter().any(|&(a, b)| t >= a && t < b) {
+            let burst = if bursts_on && bursts.iter().any(|&(a, b)| t >= a && t < b) {
                 1.5
             } else {
                 1.0
@@ -285,6 +291,30 @@ mod tests {
         assert_eq!(Shape::Diurnal.generate(1).seconds(), 86_400);
         assert_eq!(Shape::Steps.generate(1).seconds(), 7_200);
         assert_eq!(Shape::Ramps.generate(1).seconds(), 10_800);
+    }
+
+    #[test]
+    fn the_control_trace_differs_only_by_the_bursts() {
+        let bursty = Shape::NoisyDiurnal.generate(3);
+        let calm = Shape::NoisyDiurnalNoBursts.generate(3);
+        assert_eq!(bursty.seconds(), 172_800);
+        assert_eq!(calm.seconds(), bursty.seconds());
+        let (mut same, mut burst_seconds) = (0, 0);
+        for (&b, &c) in bursty.rates().iter().zip(calm.rates()) {
+            if b == c {
+                same += 1;
+            } else {
+                // Both rounded to whole requests: b = round(1.5 x), c = round(x).
+                assert!((b - 1.5 * c).abs() <= 1.0, "bursty {b}, calm {c}");
+                burst_seconds += 1;
+            }
+        }
+        // Bursts of 3–8 minutes every 2–5 hours: 8–24 of them over 48 h.
+        assert!(
+            (8 * 180..=24 * 480).contains(&burst_seconds),
+            "{burst_seconds} seconds differ"
+        );
+        assert!(same > 160_000, "{same} seconds equal");
     }
 
     #[test]
