@@ -27,6 +27,11 @@ pub struct Checkpoint {
     pub last_observation_unix_ms: u64,
     pub learned_for: LearnedFor,
     pub forecaster: ForecasterState,
+    /// The predictive policy's recent forecast errors at its horizon (magnitudes, requests/s,
+    /// oldest first): the σ of its upper prediction bound. Absent (none) in documents written
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_errors: Vec<f64>,
 }
 
 /// What a state was learned for: a state is restored only for the same target, interval and
@@ -90,6 +95,9 @@ pub enum Resumption {
     /// filled with the model's own one-step forecasts.
     Resumed {
         forecaster: Forecaster,
+        /// The saved recent errors less the `bridged` oldest: the error memory slides over
+        /// the gap as it would have had the policy run.
+        recent_errors: Vec<f64>,
         bridged: u64,
     },
     /// Older than the maximum age: the seasonal offsets are kept, in phase, and the level is
@@ -118,7 +126,14 @@ impl Checkpoint {
             last_observation_unix_ms: unix_ms(observed_at),
             learned_for,
             forecaster: forecaster.state(),
+            recent_errors: Vec::new(),
         }
+    }
+
+    /// With the predictive policy's recent forecast errors (magnitudes, oldest first).
+    pub fn with_recent_errors(mut self, errors: Vec<f64>) -> Self {
+        self.recent_errors = errors;
+        self
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -159,6 +174,13 @@ impl Checkpoint {
             return Resumption::Mismatch(why);
         }
         let age = self.age(now);
+        if let Some(bad) = self
+            .recent_errors
+            .iter()
+            .find(|e| !e.is_finite() || **e < 0.0)
+        {
+            return Resumption::Invalid(format!("a recent forecast error of {bad}"));
+        }
         let mut forecaster = match Forecaster::from_state(params, self.forecaster) {
             Ok(f) => f,
             Err(why) => return Resumption::Invalid(why),
@@ -171,8 +193,13 @@ impl Checkpoint {
         let missed = missed.saturating_sub(1);
         if age <= max_age && missed <= MAX_BRIDGED_STEPS {
             forecaster.skip(missed);
+            let mut recent_errors = self.recent_errors;
+            let forgotten =
+                usize::try_from(missed).map_or(recent_errors.len(), |m| m.min(recent_errors.len()));
+            recent_errors.drain(..forgotten);
             Resumption::Resumed {
                 forecaster,
+                recent_errors,
                 bridged: missed,
             }
         } else if forecaster.is_seasonal() {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Checkpoint, CheckpointError, Checkpointing, LearnedFor, Resumption, Saved};
-use crate::forecast::Forecaster;
+use crate::forecast::{ErrorTracker, Forecaster};
 
 /// Longest a store may take to answer; a save must also fit in a pod's termination grace
 /// period.
@@ -114,12 +114,13 @@ impl Checkpointer {
         &self.settings
     }
 
-    /// Reads the saved state and, if it may be continued at `now`, puts it into `forecaster`.
-    /// Never fails: whatever goes wrong is logged and counted, and the forecaster starts
-    /// fresh (a state that cannot be read is replaced at the next save).
+    /// Reads the saved state and, if it may be continued at `now`, puts it into `forecaster`
+    /// and `errors`. Never fails: whatever goes wrong is logged and counted, and the
+    /// forecaster starts fresh (a state that cannot be read is replaced at the next save).
     pub async fn restore(
         &mut self,
         forecaster: &mut Forecaster,
+        errors: &mut ErrorTracker,
         now: SystemTime,
     ) -> RestoreOutcome {
         let store = self.settings.store.describe();
@@ -141,7 +142,7 @@ impl Checkpointer {
                         "saved forecaster state unreadable: starting fresh (replaced at the next save)");
                     RestoreOutcome::Corrupt
                 }
-                Ok(checkpoint) => self.resume(checkpoint, forecaster, now, &store),
+                Ok(checkpoint) => self.resume(checkpoint, forecaster, errors, now, &store),
             },
         };
         self.seen_steps = forecaster.steps();
@@ -153,6 +154,7 @@ impl Checkpointer {
         &self,
         checkpoint: Checkpoint,
         forecaster: &mut Forecaster,
+        errors: &mut ErrorTracker,
         now: SystemTime,
         store: &str,
     ) -> RestoreOutcome {
@@ -161,12 +163,15 @@ impl Checkpointer {
         match checkpoint.resume(&self.learned_for, *forecaster.params(), now, max_age) {
             Resumption::Resumed {
                 forecaster: restored,
+                recent_errors,
                 bridged,
             } => {
                 let (level, trend) = restored.level_and_trend();
-                tracing::info!(%store, ?age, bridged, steps = restored.steps(), level, trend,
-                    seasonal = restored.is_seasonal(), "restored the forecaster's state");
                 *forecaster = restored;
+                errors.restore(&recent_errors);
+                tracing::info!(%store, ?age, bridged, steps = forecaster.steps(), level, trend,
+                    seasonal = forecaster.is_seasonal(), recent_errors = recent_errors.len(),
+                    error_rms = errors.rms(), "restored the forecaster's state");
                 RestoreOutcome::Restored
             }
             Resumption::SeasonOnly {
@@ -201,6 +206,7 @@ impl Checkpointer {
         &mut self,
         now: Instant,
         forecaster: &Forecaster,
+        errors: &ErrorTracker,
     ) -> Option<SaveOutcome> {
         self.note(forecaster);
         let interval = self.settings.save_interval;
@@ -209,12 +215,16 @@ impl Checkpointer {
             return None;
         }
         self.next_save = Some(now + interval);
-        self.save(forecaster).await
+        self.save(forecaster, errors).await
     }
 
     /// Saves now if the forecaster learned something since the last save (at shutdown).
     /// `None`: nothing new to save.
-    pub async fn save(&mut self, forecaster: &Forecaster) -> Option<SaveOutcome> {
+    pub async fn save(
+        &mut self,
+        forecaster: &Forecaster,
+        errors: &ErrorTracker,
+    ) -> Option<SaveOutcome> {
         self.note(forecaster);
         let steps = forecaster.steps();
         if self.saved_steps == Some(steps) || steps == 0 {
@@ -225,7 +235,8 @@ impl Checkpointer {
             self.learned_for.clone(),
             self.observed_at,
             SystemTime::now(),
-        );
+        )
+        .with_recent_errors(errors.recent());
         let store = self.settings.store.describe();
         let result = tokio::time::timeout(STORE_TIMEOUT, self.settings.store.save(&checkpoint))
             .await

@@ -2,7 +2,7 @@
 //! must not start learning over.
 //!
 //! The predictive policy's forecaster (level, trend, seasonal offsets, the history the season
-//! still needs) is saved every `--state-save-interval` when it has learned something since the
+//! still needs) and its recent forecast errors (the σ of its prediction bound) are saved every `--state-save-interval` when it has learned something since the
 //! last save, and once more at shutdown; it is restored at start. Where: a file (`file`), or a
 //! ConfigMap the autoscaler owns (`configmap`). What is restored, and when a saved state is
 //! refused (missing, unreadable, learned for something else, too old), is decided by

@@ -34,13 +34,23 @@ fn saved(season: usize, at: SystemTime) -> Checkpoint {
         let wave = [0.0, 5.0, 9.0, 5.0, 0.0, -5.0, -9.0, -5.0][t % 8];
         f.observe(20.0 + t as f64 + if season == 8 { wave } else { 0.0 });
     }
-    Checkpoint::take(&f, learned(season), at, at)
+    Checkpoint::take(&f, learned(season), at, at).with_recent_errors(vec![4.0, 3.0, 2.0, 1.0, 0.5])
 }
 
 /// Equal, floats to within their last bits (serde_json parses without `float_roundtrip`).
 fn assert_same(a: &Checkpoint, b: &Checkpoint) {
     let close = |x: f64, y: f64| (x - y).abs() <= 1e-12 * y.abs().max(1.0);
     let (f, g) = (&a.forecaster, &b.forecaster);
+    assert!(
+        a.recent_errors
+            .iter()
+            .zip(&b.recent_errors)
+            .all(|(x, y)| close(*x, *y))
+            && a.recent_errors.len() == b.recent_errors.len(),
+        "{:?} vs {:?}",
+        a.recent_errors,
+        b.recent_errors
+    );
     let floats = |s: &crate::forecast::ForecasterState| {
         let mut v = vec![s.level, s.trend];
         v.extend(&s.season);
@@ -79,9 +89,21 @@ fn a_checkpoint_round_trips_through_json() {
         "learnedFor",
         "seasonLength",
         "level",
+        "\"recentErrors\":[4.0,3.0,2.0,1.0,0.5]",
     ] {
         assert!(text.contains(key), "{key} in {text}");
     }
+}
+
+#[test]
+fn a_document_without_recent_errors_reads_as_none() {
+    let mut checkpoint = saved(0, SystemTime::now());
+    checkpoint.recent_errors.clear();
+    let text = String::from_utf8(checkpoint.to_json()).unwrap();
+    assert!(!text.contains("recentErrors"), "{text}");
+    let parsed = Checkpoint::parse(text.as_bytes()).unwrap();
+    assert!(parsed.recent_errors.is_empty());
+    assert_same(&parsed, &checkpoint);
 }
 
 #[test]
@@ -112,12 +134,15 @@ fn a_recent_state_resumes_with_the_gap_bridged() {
     let resumed = checkpoint.resume(&learned(0), params(0), t0 + MINUTE, 10 * MINUTE);
     let Resumption::Resumed {
         forecaster,
+        recent_errors,
         bridged,
     } = resumed
     else {
         panic!("{resumed:?}")
     };
     assert_eq!(bridged, 3);
+    // The error memory slid over the three missed intervals.
+    assert_eq!(recent_errors, vec![1.0, 0.5]);
     assert_eq!(forecaster.steps(), before.steps() + 3);
     // Bridging follows the trend: what was forecast 4 ahead is now 1 ahead.
     let (want, got) = (before.forecast(4).unwrap(), forecaster.forecast(1).unwrap());
@@ -168,6 +193,14 @@ fn inconsistent_values_are_invalid_not_a_crash() {
     let now = SystemTime::now();
     let resumed = checkpoint.resume(&learned(8), params(8), now, MINUTE);
     assert!(matches!(resumed, Resumption::Invalid(_)), "{resumed:?}");
+    for bad in [-1.0, f64::NAN] {
+        let mut checkpoint = saved(0, now);
+        checkpoint.recent_errors[2] = bad;
+        match checkpoint.resume(&learned(0), params(0), now, MINUTE) {
+            Resumption::Invalid(why) => assert!(why.contains("forecast error"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[tokio::test]

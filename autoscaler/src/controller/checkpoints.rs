@@ -1,5 +1,6 @@
-//! The controller's side of [`crate::checkpoint`]: restore before the first step, save after
-//! the steps that are due and at shutdown, count the outcomes.
+//! The controller's side of [`crate::checkpoint`]: restore the forecaster and its recent errors
+//! before the first step, save after the steps that are due and at shutdown, count the
+//! outcomes.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,8 +13,12 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
     /// Restores the forecaster's saved state as of `now` (wall clock), if there is a store
     /// and the policy forecasts: once, before the first step. `None`: nothing to restore.
     pub async fn restore_state(&mut self, now: SystemTime) -> Option<RestoreOutcome> {
-        let forecaster = self.policy.forecaster_mut()?;
-        let outcome = self.checkpointer.as_mut()?.restore(forecaster, now).await;
+        let (forecaster, errors) = self.policy.learned_mut()?;
+        let outcome = self
+            .checkpointer
+            .as_mut()?
+            .restore(forecaster, errors, now)
+            .await;
         let m = self.handle.metrics();
         m.state_restores
             .with_label_values(&[outcome.as_str()])
@@ -24,12 +29,12 @@ impl<S: TelemetrySource, T: ScaleTarget> Controller<S, T> {
     /// Saves the forecaster's state if a save is due at `now` (`force`: at once, as at
     /// shutdown) and it learned something since the last save. `None`: nothing saved.
     pub async fn save_state(&mut self, now: Instant, force: bool) -> Option<SaveOutcome> {
-        let forecaster = self.policy.forecaster()?;
+        let (forecaster, errors) = self.policy.learned()?;
         let checkpointer = self.checkpointer.as_mut()?;
         let outcome = if force {
-            checkpointer.save(forecaster).await
+            checkpointer.save(forecaster, errors).await
         } else {
-            checkpointer.after_step(now, forecaster).await
+            checkpointer.after_step(now, forecaster, errors).await
         }?;
         let m = self.handle.metrics();
         m.state_saves.with_label_values(&[outcome.as_str()]).inc();

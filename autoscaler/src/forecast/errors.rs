@@ -49,6 +49,23 @@ impl ErrorTracker {
         self.pending.push_back(forecast.unwrap_or(f64::NAN));
     }
 
+    /// The scored errors in the window, oldest first, as magnitudes: what a restart keeps
+    /// ([`crate::checkpoint`]).
+    pub fn recent(&self) -> Vec<f64> {
+        self.squares.iter().map(|s| s.max(0.0).sqrt()).collect()
+    }
+
+    /// Starts again from `errors` (magnitudes, oldest first, as [`Self::recent`] gives them;
+    /// the newest `window` are kept). Forecasts still waiting for their observation are
+    /// dropped: they were made for steps before a restart.
+    pub fn restore(&mut self, errors: &[f64]) {
+        self.pending.clear();
+        self.squares.clear();
+        let skip = errors.len().saturating_sub(self.window);
+        self.squares.extend(errors[skip..].iter().map(|e| e * e));
+        self.sum = self.squares.iter().sum();
+    }
+
     /// The RMS error over the window; 0 before any forecast has been scored.
     pub fn rms(&self) -> f64 {
         if self.squares.is_empty() {
@@ -120,6 +137,24 @@ mod tests {
         t.record(1.0, Some(0.0)); // error 1
         t.record(1.0, Some(0.0)); // error 1; the 10 falls out
         assert!((t.rms() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn restores_what_it_gave_keeping_the_newest_window() {
+        let mut t = ErrorTracker::new(1, 3);
+        t.record(0.0, Some(1.0));
+        for x in [3.0, 4.0, 12.0] {
+            t.record(x, Some(1.0)); // errors 1, 2, 3, 11: the 1 falls out
+        }
+        assert_eq!(t.recent(), vec![2.0, 3.0, 11.0]);
+        let mut again = ErrorTracker::new(1, 3);
+        again.restore(&t.recent());
+        assert!((again.rms() - t.rms()).abs() < 1e-12);
+        // A longer list keeps its newest three; nothing is pending after a restore.
+        again.restore(&[100.0, 3.0, 4.0, 12.0]);
+        assert_eq!(again.recent(), vec![3.0, 4.0, 12.0]);
+        again.record(50.0, Some(0.0));
+        assert_eq!(again.recent(), vec![3.0, 4.0, 12.0], "no forecast was due");
     }
 
     #[test]

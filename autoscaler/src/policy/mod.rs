@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::decision::Direction;
-use crate::forecast::Forecaster;
+use crate::forecast::{ErrorTracker, Forecaster};
 use crate::queueing::Load;
 use crate::telemetry::{Signal, Telemetry};
 use crate::tuning::Tuning;
@@ -233,8 +233,7 @@ impl Policy {
         }
     }
 
-    /// The forecaster of the policies that have one (`predictive`): what
-    /// [`crate::checkpoint`] saves and restores.
+    /// The forecaster of the policies that have one (`predictive`).
     pub fn forecaster(&self) -> Option<&Forecaster> {
         match self {
             Policy::Predictive(p) => Some(p.forecaster()),
@@ -242,9 +241,19 @@ impl Policy {
         }
     }
 
-    pub fn forecaster_mut(&mut self) -> Option<&mut Forecaster> {
+    /// What [`crate::checkpoint`] saves of the policies that learn (`predictive`): the
+    /// forecaster and its recent errors.
+    pub fn learned(&self) -> Option<(&Forecaster, &ErrorTracker)> {
         match self {
-            Policy::Predictive(p) => Some(p.forecaster_mut()),
+            Policy::Predictive(p) => Some(p.learned()),
+            _ => None,
+        }
+    }
+
+    /// The same, to restore into.
+    pub fn learned_mut(&mut self) -> Option<(&mut Forecaster, &mut ErrorTracker)> {
+        match self {
+            Policy::Predictive(p) => Some(p.learned_mut()),
             _ => None,
         }
     }

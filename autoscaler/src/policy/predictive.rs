@@ -79,9 +79,14 @@ impl Predictive {
         &mut self.scale_to_zero
     }
 
-    /// For restoring a saved state ([`crate::checkpoint`]).
-    pub fn forecaster_mut(&mut self) -> &mut Forecaster {
-        &mut self.forecaster
+    /// What a restart keeps ([`crate::checkpoint`]): the forecaster and its recent errors.
+    pub fn learned(&self) -> (&Forecaster, &ErrorTracker) {
+        (&self.forecaster, &self.errors)
+    }
+
+    /// The same, to restore into.
+    pub fn learned_mut(&mut self) -> (&mut Forecaster, &mut ErrorTracker) {
+        (&mut self.forecaster, &mut self.errors)
     }
 
     pub(super) fn decide(&mut self, obs: &Observation, t: &Telemetry) -> Recommendation {

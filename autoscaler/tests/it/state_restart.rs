@@ -144,6 +144,13 @@ async fn the_state_survives_a_restart_through_the_configmap() {
         (trend - 4.0).abs() < 1e-9 && (level - 54.0).abs() < 1e-9,
         "{level} {trend}"
     );
+    // The prediction bound's recent errors go with it: 12 steps at a horizon of 3 scored 9,
+    // the first ones off while the trend was being learned.
+    let errors = first.policy().learned().unwrap().1;
+    assert_eq!(checkpoint.recent_errors, errors.recent());
+    assert_eq!(checkpoint.recent_errors.len(), 9);
+    let sigma = errors.rms();
+    assert!(sigma > 0.5, "σ {sigma}");
 
     // The restart: a new controller, 20 s later, reads it back.
     let (configmap, mut api) = store();
@@ -172,6 +179,12 @@ async fn the_state_survives_a_restart_through_the_configmap() {
     assert!(
         (l - level).abs() < 1e-9 && (t - trend).abs() < 1e-9,
         "{l} {t}"
+    );
+    // No interval was missed in 20 s: every error is kept, so σ is not learned again.
+    let restored_sigma = second.policy().learned().unwrap().1.rms();
+    assert!(
+        (restored_sigma - sigma).abs() < 1e-9 * sigma,
+        "{restored_sigma} vs {sigma}"
     );
     let restored = handle
         .metrics()
