@@ -3,6 +3,8 @@
 each one's resident memory and open descriptors sampled as it runs.
 
     scripts/soak.py SECONDS [RATE]        (scripts/soak.sh passes its arguments here)
+    scripts/soak.py --summarise WORK_DIR  (the table and the memory and descriptor goals again,
+                                           from a run's WORK_DIR/samples.csv)
 
 Starts inference (one worker), the dispatcher (`--drain-rate 1000 --max-in-flight 2`, as the demo
 runs it) and `load-tester run` with a workload of SECONDS
@@ -113,7 +115,44 @@ def start(name, bin_dir, args, work):
     )
 
 
+def load_samples(work):
+    """The samples a run wrote to WORK/samples.csv, per service: (t, rss MiB, fds)."""
+    path = os.path.join(work, "samples.csv")
+    samples = {name: [] for name in SERVICES}
+    with open(path) as f:
+        header = f.readline().strip()
+        if header != "t_s,service,rss_mib,fds":
+            raise SystemExit(f"{path}:1:1: not a soak samples file (header {header!r})")
+        for number, line in enumerate(f, start=2):
+            fields = line.strip().split(",")
+            try:
+                t, name, rss, fds = float(fields[0]), fields[1], float(fields[2]), int(fields[3])
+            except (IndexError, ValueError):
+                raise SystemExit(f"{path}:{number}:1: expected t_s,service,rss_mib,fds, "
+                                 f"got {line.strip()!r}") from None
+            if name not in samples:
+                column = len(fields[0]) + 2
+                raise SystemExit(f"{path}:{number}:{column}: unknown service {name!r}")
+            samples[name].append((t, rss, fds))
+    return samples
+
+
+def summarise_only(work):
+    """`--summarise WORK`: the per-service table and the memory and descriptor goals of a run
+    that has finished (or was stopped), from its samples.csv, with the current settings (a
+    longer SOAK_WARMUP_SECONDS, say)."""
+    samples = load_samples(work)
+    seconds = max((s[-1][0] for s in samples.values() if s), default=0.0)
+    warmup = min(setting("SOAK_WARMUP_SECONDS", 600.0), seconds / 4)
+    print(f"soak: {work}: {seconds:.0f} s sampled, warm-up {warmup:g} s")
+    ok = summarise(samples, warmup, setting("SOAK_MAX_PERCENT_PER_HOUR", 2.0))
+    print("soak: memory and descriptor goals met" if ok else "soak: goal MISSED")
+    return 0 if ok else 1
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--summarise":
+        return summarise_only(sys.argv[2])
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 3600
     rate = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     every = setting("SOAK_SAMPLE_SECONDS", 10.0)
