@@ -139,8 +139,8 @@ def load_samples(work):
 
 def summarise_only(work):
     """`--summarise WORK`: the per-service table and the memory and descriptor goals of a run
-    that has finished (or was stopped), from its samples.csv, with the current settings (a
-    longer SOAK_WARMUP_SECONDS, say)."""
+    that has finished (or was stopped), from its samples.csv, with the current settings
+    (SOAK_MAX_PERCENT_PER_HOUR, SOAK_WARMUP_SECONDS: still at most a quarter of the run)."""
     samples = load_samples(work)
     seconds = max((s[-1][0] for s in samples.values() if s), default=0.0)
     warmup = min(setting("SOAK_WARMUP_SECONDS", 600.0), seconds / 4)

@@ -2,12 +2,13 @@
 //! must not start learning over.
 //!
 //! The predictive policy's forecaster (level, trend, seasonal offsets, the history the season
-//! still needs) and its recent forecast errors (the σ of its prediction bound) are saved every `--state-save-interval` when it has learned something since the
-//! last save, and once more at shutdown; it is restored at start. Where: a file (`file`), or a
-//! ConfigMap the autoscaler owns (`configmap`). What is restored, and when a saved state is
-//! refused (missing, unreadable, learned for something else, too old), is decided by
-//! [`Checkpoint::resume`]; a refused state never stops the autoscaler: it starts fresh, with a
-//! log line and a count in `autoscaler_state_restores_total{outcome}`.
+//! still needs) and its recent forecast errors (the σ of its prediction bound) are saved every
+//! `--state-save-interval` when it has learned something since the last save, and once more at
+//! shutdown; they are restored at start. Where: a file (`file`), or a ConfigMap the autoscaler
+//! owns (`configmap`). What is restored, and when a saved state is refused (missing,
+//! unreadable, learned for something else, too old), is decided by [`Checkpoint::resume`]; a
+//! refused state never stops the autoscaler: it starts fresh, with a log line and a count in
+//! `autoscaler_state_restores_total{outcome}`.
 //!
 //! Layout: `format` (the saved document and the decision at start), `file` and `configmap`
 //! (the two stores), `keeper` (when to save, what to log and count).
