@@ -17,8 +17,7 @@ mod procs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
-use in_process::{repo, serve};
+use in_process::repo;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -90,26 +89,9 @@ fn journaled_records(dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_load_tester_s_run_is_rebuilt_from_its_journal() {
     let stop = CancellationToken::new();
-    let inference_config = in_process::inference_config();
-    let (inference_url, _) = serve(&stop, |listener, stop| {
-        inference::run(listener, inference_config, stop)
-    })
-    .await;
-    // No --report-url: records wait in the outbox until a load tester pulls them.
-    let dispatcher_config = dispatcher::Config::try_parse_from([
-        "dispatcher",
-        "--inference-url",
-        &inference_url,
-        "--drain-rate",
-        "3",
-        "--report-url",
-        "",
-    ])
-    .unwrap();
-    let (dispatcher_url, _) = serve(&stop, |listener, stop| {
-        dispatcher::run(listener, dispatcher_config, stop)
-    })
-    .await;
+    // Records wait in the dispatcher's outbox until a load tester pulls them.
+    let pipeline = in_process::pull_pipeline(&stop, "3").await;
+    let dispatcher_url = pipeline.dispatcher_url;
 
     let reports = tempfile::tempdir().unwrap();
     let workload = reports.path().join("workload.txt");
@@ -197,4 +179,7 @@ async fn a_killed_load_tester_s_run_is_rebuilt_from_its_journal() {
     );
     assert!(n("succeeded") >= 6, "{stats:#}");
     stop.cancel();
+    for task in pipeline.tasks {
+        task.await.unwrap();
+    }
 }

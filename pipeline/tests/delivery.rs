@@ -26,25 +26,9 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_tester_the_dispatcher_cannot_reach_gets_every_record_by_pulling() {
     let stop = CancellationToken::new();
-    let inference_config = in_process::inference_config();
-    let (inference_url, inference) = serve(&stop, |listener, stop| {
-        inference::run(listener, inference_config, stop)
-    })
-    .await;
-    let dispatcher_config = dispatcher::Config::try_parse_from([
-        "dispatcher",
-        "--inference-url",
-        &inference_url,
-        "--drain-rate",
-        "40",
-        "--report-url",
-        "",
-    ])
-    .unwrap();
-    let (dispatcher_url, dispatcher) = serve(&stop, |listener, stop| {
-        dispatcher::run(listener, dispatcher_config, stop)
-    })
-    .await;
+    let pipeline = in_process::pull_pipeline(&stop, "40").await;
+    let dispatcher_url = pipeline.dispatcher_url;
+    let [inference, dispatcher] = pipeline.tasks;
     let reports = tempfile::tempdir().unwrap();
     let load_tester_config = load_tester::Cli::try_parse_from([
         "load-tester".to_owned(),

@@ -41,3 +41,39 @@ pub fn inference_config() -> inference::Config {
     ])
     .unwrap()
 }
+
+/// The servers of a pipeline whose load tester pulls its records.
+pub struct PullPipeline {
+    pub dispatcher_url: String,
+    /// Inference's task, then the dispatcher's.
+    pub tasks: [JoinHandle<()>; 2],
+}
+
+/// Inference with the shipped model, and a dispatcher in front of it draining `drain_rate`
+/// items/s with an empty `--report-url` (as the chart renders it by default for a load tester
+/// outside the cluster): records wait in its outbox until a load tester pulls them.
+pub async fn pull_pipeline(stop: &CancellationToken, drain_rate: &str) -> PullPipeline {
+    let inference_config = inference_config();
+    let (inference_url, inference) = serve(stop, |listener, stop| {
+        inference::run(listener, inference_config, stop)
+    })
+    .await;
+    let dispatcher_config = dispatcher::Config::try_parse_from([
+        "dispatcher",
+        "--inference-url",
+        &inference_url,
+        "--drain-rate",
+        drain_rate,
+        "--report-url",
+        "",
+    ])
+    .unwrap();
+    let (dispatcher_url, dispatcher) = serve(stop, |listener, stop| {
+        dispatcher::run(listener, dispatcher_config, stop)
+    })
+    .await;
+    PullPipeline {
+        dispatcher_url,
+        tasks: [inference, dispatcher],
+    }
+}
